@@ -1,0 +1,1 @@
+"""geo-r: teach vision-language models to geolocate photos with reinforcement learning."""

