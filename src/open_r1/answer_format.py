@@ -19,11 +19,23 @@ import re
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
-DEFAULT_QUESTION = (
-    "Where was this photo taken? First reason inside <think> </think> from the continent down to the "
-    "country, region and city, citing what you see. Then give the final answer inside <answer> </answer> "
-    "as lines 'Country:', 'Region:', 'City:', 'Latitude:' and 'Longitude:' in decimal degrees."
+GEO_QUESTION_TEMPLATE = (
+    "{question} First reason inside <think> </think> from the continent down to the country, region and "
+    "city, citing what you see. Then give the final answer inside <answer> </answer> as lines 'Country:', "
+    "'Region:', 'City:', 'Latitude:' and 'Longitude:' in decimal degrees."
 )
+GENERIC_QUESTION_TEMPLATE = (
+    "{question} Output the thinking process in <think> </think> and the final answer in <answer> </answer> tags."
+)
+DEFAULT_GEO_QUESTION = "Where was this photo taken?"
+
+
+def build_question(question: str, is_geo: bool, template: str | None = None) -> str:
+    """The user turn's text: the row's question inside the geo or generic template (or the caller's own)."""
+    question = question.strip() or (DEFAULT_GEO_QUESTION if is_geo else "")
+    template = template or (GEO_QUESTION_TEMPLATE if is_geo else GENERIC_QUESTION_TEMPLATE)
+    return template.replace("{question}", question).strip()
+
 
 _THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
