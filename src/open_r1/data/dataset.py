@@ -47,3 +47,13 @@ class ImageDecoder:
 def with_images(dataset: Dataset, max_pixels: int | None) -> Dataset:
     """Decode images on access (bounded by `max_pixels`), keeping every other column as it is."""
     return dataset.with_transform(ImageDecoder(max_pixels))
+
+
+def split_for_validation(dataset: Dataset, ratio: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Hold out `ratio` of the rows (at least one) for evaluation; ratio 0 keeps everything for training."""
+    if not ratio:
+        return dataset, None
+    if not 0 < ratio < 1:
+        raise ValueError(f"--val_split_ratio must be in (0, 1), got {ratio}")
+    parts = dataset.train_test_split(test_size=max(1, round(len(dataset) * ratio)), seed=seed)
+    return parts["train"], parts["test"]

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One-command install of geo-r into ./.venv (idempotent: a second run only checks and returns).
+#
+#   bash setup.sh          # CPU or GPU machine; GPU extras (vLLM, Liger) are added when a GPU is present
+#   bash setup.sh --gpu    # force the GPU extras
+#   bash setup.sh --cpu    # never install the GPU extras
+#   bash setup.sh --sft    # also make .venv-sft with LLaMA-Factory for the SFT warm start
+set -euo pipefail
+REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$REPO_HOME"
+
+GPU=auto; SFT=0
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) GPU=1 ;;
+    --cpu) GPU=0 ;;
+    --sft) SFT=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+  || { echo "setup.sh: Python >= 3.10 is needed ($("$PY" --version 2>&1) found)" >&2; exit 1; }
+if [[ "$GPU" == auto ]]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then GPU=1; else GPU=0; fi
+fi
+
+# DeepSpeed: no op compilation at install time; JIT builds land in the repo's ignored cache.
+export DS_BUILD_OPS=0 DS_SKIP_CUDA_CHECK=1
+export TORCH_EXTENSIONS_DIR="$REPO_HOME/.cache/torch_extensions"
+mkdir -p "$REPO_HOME/.cache"
+
+if [[ ! -x .venv/bin/python ]]; then
+  echo "[setup] creating .venv with $("$PY" --version)"
+  "$PY" -m venv .venv
+fi
+VPY="$REPO_HOME/.venv/bin/python"
+
+stamp_files=(requirements.txt pyproject.toml)
+[[ "$GPU" == 1 ]] && stamp_files+=(requirements-gpu.txt)
+stamp="$(cat "${stamp_files[@]}" | sha256sum | cut -d' ' -f1)-gpu$GPU"
+if [[ -f .venv/.geo-r-installed && "$(cat .venv/.geo-r-installed)" == "$stamp" ]]; then
+  echo "[setup] .venv is up to date with requirements (gpu extras: $GPU); nothing to install"
+else
+  echo "[setup] installing requirements into .venv (gpu extras: $GPU)"
+  if [[ "$GPU" == 1 ]]; then
+    "$VPY" -m pip install -q -r <(grep -vE '^(torch|torchvision)==' requirements.txt) -r requirements-gpu.txt
+  else
+    "$VPY" -m pip install -q -r requirements.txt
+  fi
+  "$VPY" -m pip install -q --no-deps -e .
+  echo "$stamp" > .venv/.geo-r-installed
+fi
+
+if [[ "$SFT" == 1 ]]; then
+  bash "$REPO_HOME/run_scripts/setup_sft_env.sh"
+fi
+
+"$VPY" - <<'PY'
+import importlib.metadata as md
+names = ["torch", "torchvision", "transformers", "trl", "peft", "accelerate", "datasets", "deepspeed"]
+print("[setup] installed: " + ", ".join(f"{n} {md.version(n)}" for n in names))
+for extra in ("vllm", "liger-kernel"):
+    try:
+        print(f"[setup] {extra} {md.version(extra)}")
+    except md.PackageNotFoundError:
+        pass
+PY
+echo "[setup] done. Activate with: source .venv/bin/activate"

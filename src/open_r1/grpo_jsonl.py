@@ -1,0 +1,65 @@
+"""GRPO training of Qwen2.5-VL on jsonl files and image folders, with TRL's own GRPOTrainer.
+
+    python -m open_r1.grpo_jsonl --model_name_or_path Qwen/Qwen2.5-VL-3B-Instruct \
+        --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a/:imgs_b/ \
+        --reward_funcs format haversine --output_dir output/run1
+
+    torchrun --nproc_per_node 8 src/open_r1/grpo_jsonl.py --deepspeed local_scripts/zero3.json ...
+    python -m open_r1.grpo_jsonl --config data_config/demo.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+
+from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
+
+from open_r1.configs import GRPOScriptArguments
+from open_r1.data import load_rows
+from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_images
+from open_r1.rewards import build_reward_funcs, load_reward_module
+from open_r1.training.grpo import build_grpo_trainer, resume_checkpoint
+from open_r1.training.model import load_model, load_processor
+
+logger = logging.getLogger(__name__)
+
+
+def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
+    rows = load_rows(script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows)
+    dataset = rows_to_dataset(rows, script_args.question_template)
+    train_dataset, eval_dataset = split_for_validation(dataset, script_args.val_split_ratio, training_args.seed)
+    logger.info("%d training rows, %d held out", len(train_dataset), len(eval_dataset) if eval_dataset else 0)
+
+    if script_args.reward_module:
+        load_reward_module(script_args.reward_module)
+    reward_funcs = build_reward_funcs(script_args.reward_funcs, vars(script_args))
+
+    processor = load_processor(
+        model_args.model_name_or_path,
+        min_pixels=script_args.min_pixels,
+        max_pixels=script_args.max_pixels,
+        revision=model_args.model_revision,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+    model = load_model(model_args, freeze_vision_modules=script_args.freeze_vision_modules)
+
+    trainer = build_grpo_trainer(
+        model,
+        processor,
+        reward_funcs,
+        training_args,
+        train_dataset=with_images(train_dataset, script_args.max_pixels),
+        eval_dataset=with_images(eval_dataset, script_args.max_pixels) if eval_dataset else None,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(training_args.output_dir)
+        logger.info("model and processor saved to %s", training_args.output_dir)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
+    main(*parser.parse_args_and_config())

@@ -1,0 +1,77 @@
+"""Wire TRL's own `GRPOTrainer`; only the settings TRL leaves to the caller are decided here."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+from datasets import Dataset
+from transformers import PreTrainedModel, ProcessorMixin
+from trl import GRPOConfig, GRPOTrainer
+
+from open_r1.training.callbacks import NoLearningSignalCallback
+from open_r1.training.checkpoints import find_resume_checkpoint
+from open_r1.training.model import ensure_left_padding
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_generation_backend(args: GRPOConfig) -> GRPOConfig:
+    """Use vLLM only when it is installed; otherwise fall back to transformers `generate` with a notice."""
+    if args.use_vllm and importlib.util.find_spec("vllm") is None:
+        logger.warning("vLLM is not installed: generating with transformers instead (much slower on GPUs)")
+        args.use_vllm = False
+    return args
+
+
+def resolve_reporting(args: GRPOConfig) -> GRPOConfig:
+    """Log to wandb offline unless the user is logged in, so a run never stops to ask for a key."""
+    report_to = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+    if "wandb" in report_to and "WANDB_MODE" not in os.environ and not os.environ.get("WANDB_API_KEY"):
+        netrc = os.path.expanduser("~/.netrc")
+        logged_in = os.path.isfile(netrc) and "api.wandb.ai" in open(netrc, encoding="utf-8").read()
+        if not logged_in:
+            os.environ["WANDB_MODE"] = "offline"
+            logger.info("wandb: not logged in, logging offline (sync later with `wandb sync`)")
+    return args
+
+
+def build_grpo_trainer(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    reward_funcs: Sequence[Callable],
+    args: GRPOConfig,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None = None,
+    peft_config=None,
+) -> GRPOTrainer:
+    """A `GRPOTrainer` whose processor pads on the left, whatever the caller handed in."""
+    if not reward_funcs:
+        raise ValueError("no reward functions: pass --reward_funcs (see open_r1.rewards.REWARDS for the names)")
+    if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
+        names = [getattr(f, "__name__", str(f)) for f in reward_funcs]
+        raise ValueError(f"--reward_weights has {len(args.reward_weights)} values for {len(names)} rewards {names}")
+    resolve_generation_backend(args)
+    resolve_reporting(args)
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=list(reward_funcs),
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=ensure_left_padding(processor),
+        peft_config=peft_config,
+        callbacks=[NoLearningSignalCallback()],
+    )
+
+
+def resume_checkpoint(args: GRPOConfig) -> str | None:
+    """The checkpoint `train()` resumes from: the user's choice, else the newest complete one in output_dir."""
+    if args.resume_from_checkpoint:
+        return args.resume_from_checkpoint
+    found = find_resume_checkpoint(args.output_dir)
+    if found is not None:
+        logger.info("resuming from %s", found)
+    return str(found) if found else None
