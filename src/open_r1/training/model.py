@@ -58,9 +58,9 @@ def load_processor(
     return ensure_left_padding(processor)
 
 
-def model_init_kwargs(model_args: ModelConfig) -> dict:
+def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool = False) -> dict:
     """`from_pretrained` keyword arguments from TRL's ModelConfig."""
-    kwargs = {"revision": model_args.model_revision, "trust_remote_code": model_args.trust_remote_code}
+    kwargs = {"revision": model_args.model_revision, "trust_remote_code": trust_remote_code}
     if model_args.dtype is not None:
         kwargs["dtype"] = model_args.dtype
     if model_args.attn_implementation is not None:
@@ -68,11 +68,13 @@ def model_init_kwargs(model_args: ModelConfig) -> dict:
     return kwargs
 
 
-def load_model(model_args: ModelConfig, *, freeze_vision_modules: bool = False) -> PreTrainedModel:
+def load_model(
+    model_args: ModelConfig, *, trust_remote_code: bool = False, freeze_vision_modules: bool = False
+) -> PreTrainedModel:
     """Load the model with the class its config names; optionally freeze the vision tower."""
     path = model_args.model_name_or_path
-    config = AutoConfig.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=model_args.trust_remote_code)
-    kwargs = model_init_kwargs(model_args)
+    config = AutoConfig.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust_remote_code)
+    kwargs = model_init_kwargs(model_args, trust_remote_code)
     if type(config) in AutoModelForImageTextToText._model_mapping:
         model = create_model_from_path(path, architecture=AutoModelForImageTextToText, **kwargs)
     else:

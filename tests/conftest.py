@@ -1,0 +1,59 @@
+"""Shared fixtures: the embedded tiny model (built once per session) and small jsonl datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The tiny Qwen2.5-VL in the repo cache (built on first use, reused afterwards)."""
+    from open_r1.tiny_model import build_tiny_model
+
+    return build_tiny_model(REPO / ".cache" / "tiny-qwen2.5-vl")
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> tuple[Path, Path, Path]:
+    """(train.jsonl, test.jsonl, images folder) of the shipped demo set."""
+    root = REPO / "data" / "demo"
+    return root / "train.jsonl", root / "test.jsonl", root / "images"
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
+
+
+def make_images(folder: Path, names: list[str], size=(64, 48)) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (40 * i % 255, 100, 200)).save(folder / name)
+
+
+def geo_row(row_id, images, lat=48.85, lon=2.35, **extra) -> dict:
+    images = images if isinstance(images, list) else [images]
+    row = {
+        "id": row_id,
+        "image": images[0] if len(images) == 1 else images,
+        "conversations": [
+            {"from": "human", "value": "<image>" * len(images) + "Where is this?"},
+            {"from": "gpt", "value": f"Latitude: {lat}\nLongitude: {lon}"},
+        ],
+        "lat": lat,
+        "lon": lon,
+    }
+    row.update(extra)
+    return row
