@@ -1,0 +1,267 @@
+"""Geolocation rewards for TRL's GRPOTrainer.
+
+Conventions shared by all of them:
+- a row without valid coordinate labels gets None (TRL leaves that reward out for the row), except `format`,
+  which grades such non-geo rows on the think/answer structure alone;
+- a completion without exactly one valid coordinate pair gets 0 (`format`: `format_penalty`); nothing here
+  raises on a bad completion or row, they are counted in the step metrics instead;
+- distances, geocoding and geohashes run over the whole batch as numpy arrays;
+- step metrics go through TRL's `log_metric` hook (passed to every reward function as a keyword argument),
+  each reported once per step under `geo/...` whichever rewards are enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from open_r1.answer_format import FORMAT_WEIGHTS, FormatParts, format_parts
+from open_r1.geo import (
+    country_code,
+    geoguessr_score,
+    geohash_prefix_lengths,
+    haversine_km,
+    reverse_geocode_arrays,
+    same_place,
+)
+from open_r1.geo.distance import GEOGUESSR_MAX
+from open_r1.rewards.batch import Batch, batch_of, log_once
+from open_r1.rewards.registry import register
+from open_r1.rewards.schedules import anneal, training_progress
+
+__all__ = [
+    "format_reward",
+    "geoguessr_reward",
+    "geohash_reward",
+    "georpiecewise_reward",
+    "haversine_reward",
+    "hierarchy_reward",
+]
+
+# Geo-R's piecewise-linear distance reward: full marks on the spot, half at 750 km, nothing past 20000 km.
+PIECEWISE_KM = (0.0, 750.0, 3000.0, 20000.0)
+PIECEWISE_REWARD = (1.0, 0.5, 0.2, 0.0)
+NEAR_KM, REGIONAL_KM = 25.0, 750.0  # the "city" and "region" thresholds of the geolocation literature
+
+MetricHook = Callable[[str, float], None] | None
+
+
+# --- shared per-step quantities -----------------------------------------------------------------------------
+
+def _truth(batch: Batch, kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True latitudes, longitudes and the mask of rows that have valid ones."""
+    lat, lon = batch.truth(kwargs.get("lat"), kwargs.get("lon"))
+    return lat, lon, ~np.isnan(lat)
+
+
+def _log_answer_metrics(batch: Batch, labelled: np.ndarray, log_metric: MetricHook) -> None:
+    if log_metric is None or "geo/parse_rate" in batch.logged:
+        return
+    parsed = np.array([a is not None for a in batch.answers], dtype=bool)
+    log_once(batch, log_metric, "geo/parse_rate", parsed.mean() if len(parsed) else 0.0)
+    log_once(batch, log_metric, "geo/bad_completions", np.count_nonzero(~parsed & labelled))
+    log_once(batch, log_metric, "geo/unlabelled_rows", np.count_nonzero(~labelled))
+
+
+def _distances(batch: Batch, kwargs: dict[str, Any], log_metric: MetricHook) -> tuple[np.ndarray, np.ndarray]:
+    """Great-circle error per completion (NaN without answer or label) and the labelled-row mask."""
+    t_lat, t_lon, labelled = _truth(batch, kwargs)
+    key = ("distance", id(t_lat))
+    if key not in batch.cache:
+        p_lat, p_lon = batch.coordinates
+        km = haversine_km(p_lat, p_lon, t_lat, t_lon)
+        batch.cache[key] = km
+        _log_answer_metrics(batch, labelled, log_metric)
+        _log_distance_metrics(batch, km, labelled, log_metric)
+    return batch.cache[key], labelled
+
+
+def _log_distance_metrics(batch: Batch, km: np.ndarray, labelled: np.ndarray, log_metric: MetricHook) -> None:
+    if log_metric is None or not labelled.any():
+        return
+    scored = km[~np.isnan(km)]
+    if scored.size:
+        log_once(batch, log_metric, "geo/distance_km_mean", scored.mean())
+        log_once(batch, log_metric, "geo/distance_km_median", np.median(scored))
+    n = np.count_nonzero(labelled)  # completions without an answer count as not within
+    log_once(batch, log_metric, "geo/within_25km", np.count_nonzero(scored <= NEAR_KM) / n)
+    log_once(batch, log_metric, "geo/within_750km", np.count_nonzero(scored <= REGIONAL_KM) / n)
+
+
+def _rewards(values: np.ndarray, labelled: np.ndarray) -> list[float | None]:
+    """Per-row rewards for TRL: NaN (no answer) becomes 0, unlabelled rows None."""
+    values = np.where(np.isnan(values), 0.0, values)
+    return [v if ok else None for v, ok in zip(values.tolist(), labelled.tolist())]
+
+
+# --- rewards ------------------------------------------------------------------------------------------------
+
+@register("format")
+def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, format_penalty: float = -0.1,
+                  **kwargs: Any) -> list[float]:
+    """Region-reasoning format, graded part by part (answer_format.FormatParts): a <think> block, one <answer>
+    block ending the completion, exactly one coordinate pair in it, and a country -> region -> city chain in
+    the reasoning. A completion without a parseable answer gets `format_penalty`. Rows without coordinate
+    labels (non-geo tasks in a mixed dataset) are graded on the <think>/<answer> structure alone, in [0, 1].
+    """
+    batch = batch_of(completions)
+    parts: list[FormatParts] = batch.cache.get("format_parts")
+    if parts is None:
+        parts = batch.cache["format_parts"] = [
+            format_parts(text, answer) for text, answer in zip(batch.texts, batch.answers)
+        ]
+    has_lat_column = kwargs.get("lat") is not None
+    _, _, labelled = _truth(batch, kwargs)
+    geo_rows = labelled if has_lat_column else np.ones(len(batch), dtype=bool)
+    structure = FORMAT_WEIGHTS["think"] + FORMAT_WEIGHTS["answer"]
+    out = []
+    for p, geo in zip(parts, geo_rows.tolist()):
+        if not geo:
+            out.append((FORMAT_WEIGHTS["think"] * p.think + FORMAT_WEIGHTS["answer"] * p.answer) / structure)
+        elif not p.coordinates:
+            out.append(float(format_penalty))
+        else:
+            out.append(p.score)
+    log_metric = kwargs.get("log_metric")
+    _log_answer_metrics(batch, labelled, log_metric)
+    if log_metric is not None and parts:
+        log_once(batch, log_metric, "geo/format_think", sum(p.think for p in parts) / len(parts))
+        log_once(batch, log_metric, "geo/format_answer", sum(p.answer for p in parts) / len(parts))
+        log_once(batch, log_metric, "geo/format_chain", sum(p.chain for p in parts) / len(parts))
+    return out
+
+
+@register("haversine")
+def haversine_reward(prompts: Sequence[Any], completions: Sequence[Any], *, tau_start: float = 2000.0,
+                     tau_end: float = 25.0, tau_schedule: str = "exponential", **kwargs: Any) -> list[float | None]:
+    """exp(-d_km / tau), with tau annealed from `tau_start` to `tau_end` over training by `tau_schedule`
+    (constant, linear, exponential or cosine in global_step / max_steps): early on, any guess in the right
+    part of the world is paid; late, only close ones are."""
+    batch = batch_of(completions)
+    log_metric = kwargs.get("log_metric")
+    km, labelled = _distances(batch, kwargs, log_metric)
+    tau = anneal(tau_start, tau_end, training_progress(kwargs.get("trainer_state")), tau_schedule)
+    log_once(batch, log_metric, "geo/tau", tau)
+    return _rewards(np.exp(-km / tau), labelled)
+
+
+@register("geoguessr")
+def geoguessr_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+    """GeoGuessr score / 5000 = exp(-d_km / 1492.7): the benchmark's own curve, in [0, 1]."""
+    batch = batch_of(completions)
+    km, labelled = _distances(batch, kwargs, kwargs.get("log_metric"))
+    return _rewards(geoguessr_score(km) / GEOGUESSR_MAX, labelled)
+
+
+@register("georpiecewise")
+def georpiecewise_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+    """Geo-R's piecewise-linear distance reward: 1 at 0 km, 0.5 at 750 km, 0.2 at 3000 km, 0 from 20000 km."""
+    batch = batch_of(completions)
+    km, labelled = _distances(batch, kwargs, kwargs.get("log_metric"))
+    return _rewards(np.interp(km, PIECEWISE_KM, PIECEWISE_REWARD), labelled)
+
+
+@register("geohash")
+def geohash_reward(prompts: Sequence[Any], completions: Sequence[Any], *, geohash_precision: int = 6,
+                   **kwargs: Any) -> list[float | None]:
+    """Length of the geohash prefix the answer shares with the truth / `geohash_precision`: one step per
+    nested grid cell (precision 1 is about 5000 km, 3 about 150 km, 6 about 1 km)."""
+    batch = batch_of(completions)
+    t_lat, t_lon, labelled = _truth(batch, kwargs)
+    _log_answer_metrics(batch, labelled, kwargs.get("log_metric"))
+    p_lat, p_lon = batch.coordinates
+    shared = geohash_prefix_lengths(p_lat, p_lon, t_lat, t_lon, geohash_precision).astype(np.float64)
+    shared[shared < 0] = np.nan
+    return _rewards(shared / geohash_precision, labelled)
+
+
+def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any]:
+    values = kwargs.get(name)
+    return list(values) if values is not None and len(values) == n else [None] * n
+
+
+def _label(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+@register("hierarchy")
+def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, country_weight: float = 0.5,
+                     region_weight: float = 0.3, city_weight: float = 0.2, **kwargs: Any) -> list[float | None]:
+    """Credit for naming the right country, region (admin1) and city: the weighted share of levels matched.
+
+    Truth per level: the row's `country`/`region`/`city` label, else the nearest GeoNames place to the true
+    coordinates (region and city from it only when it lies in the row's labelled country, so a border never
+    mixes two countries). Prediction per level: the name the model wrote, else the nearest place to its
+    coordinates. Names compare by normalised equality (case, accents, punctuation, country aliases and codes);
+    GeoNames uses English/ASCII names, so a local spelling ("Lisboa") is a miss.
+
+    Names and coordinates that disagree: the country counts only when the written country (if any) is the
+    one its own coordinates fall in, so an answer cannot hedge with a country name in one place and
+    coordinates in another. Region and city only count when the country does (region names repeat across
+    countries); they are not checked against the coordinates, because the nearest populated place is too
+    coarse to judge a region or city boundary. Rows with neither coordinate labels nor a recognisable country
+    label get None; completions without a valid answer get 0.
+    """
+    batch = batch_of(completions)
+    n = len(batch)
+    t_lat, t_lon, has_coords = _truth(batch, kwargs)
+    labels = [_column(kwargs, name, n) for name in ("country", "region", "city")]
+    log_metric = kwargs.get("log_metric")
+    _log_answer_metrics(batch, has_coords, log_metric)
+
+    # Truth: labels first; the nearest place fills gaps (one vectorised query for the rows that need it).
+    t_cc = [country_code(_label(c)) for c in labels[0]]
+    need = np.array(
+        [ok and (cc is None or _label(r) is None or _label(c) is None)
+         for ok, cc, r, c in zip(has_coords.tolist(), t_cc, labels[1], labels[2])],
+        dtype=bool,
+    )
+    g_cc = np.full(n, None, dtype=object)
+    g_region, g_city = g_cc.copy(), g_cc.copy()
+    if need.any():
+        g_cc[need], g_region[need], g_city[need] = reverse_geocode_arrays(t_lat[need], t_lon[need])
+
+    # Prediction: where the model's coordinates fall (for unnamed levels and the country consistency check).
+    answers = batch.answers
+    p_lat, p_lon = batch.coordinates
+    p_cc, p_region, p_city = reverse_geocode_arrays(p_lat, p_lon)
+
+    has_coords_list = has_coords.tolist()
+    g_cc, g_region, g_city = g_cc.tolist(), g_region.tolist(), g_city.tolist()
+    p_cc, p_region, p_city = p_cc.tolist(), p_region.tolist(), p_city.tolist()
+    total = country_weight + region_weight + city_weight
+    weights = (country_weight / total, region_weight / total, city_weight / total) if total > 0 else (0.0,) * 3
+    out: list[float | None] = []
+    hits = np.zeros(3)
+    scored = 0
+    for i in range(n):
+        true_cc = t_cc[i]
+        if true_cc is None and not has_coords_list[i]:
+            out.append(None)
+            continue
+        if true_cc is None:
+            true_cc = g_cc[i]
+        answer = answers[i]
+        scored += 1
+        if answer is None or true_cc is None:
+            out.append(0.0)
+            continue
+        coords_cc = p_cc[i]
+        said_cc = country_code(answer.country) if answer.country else coords_cc
+        if said_cc is None or said_cc != coords_cc or said_cc != true_cc:
+            out.append(0.0)
+            continue
+        inside = t_cc[i] is None or g_cc[i] == t_cc[i]  # geocoded truth names belong to the labelled country
+        true_region = _label(labels[1][i]) or (g_region[i] if inside else None)
+        true_city = _label(labels[2][i]) or (g_city[i] if inside else None)
+        region_ok = same_place(answer.region or p_region[i], true_region)
+        city_ok = same_place(answer.city or p_city[i], true_city)
+        hits += (1.0, region_ok, city_ok)
+        out.append(weights[0] + weights[1] * region_ok + weights[2] * city_ok)
+    if log_metric is not None and scored:
+        for level, name in enumerate(("country", "region", "city")):
+            log_once(batch, log_metric, f"geo/{name}_accuracy", hits[level] / scored)
+    return out
+
