@@ -12,3 +12,4 @@ vllm_flags() {
   if "$PYTHON" -c 'import vllm' 2>/dev/null; then echo "--use_vllm true --vllm_mode colocate";
   else echo "[geo-r] vLLM not installed: generating with transformers (slower; bash setup.sh --gpu installs vLLM)" >&2; echo "--use_vllm false"; fi
 }
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"  # torch 2.14 deprecations raised inside DeepSpeed, once per call

@@ -74,15 +74,15 @@ def test_batches_mixing_one_and_four_images_train_even_with_a_right_padded_proce
 
 
 def run_main(tmp_path, tiny_model_dir, *, script=None, model=None, **training):
-    script_args = GRPOScriptArguments(
+    settings = dict(
         data_file_paths=str(REPO / "data/demo/train.jsonl"),
         image_folders=str(REPO / "data/demo/images"),
         max_pixels=112 * 112,
         max_rows=8,
         reward_funcs=["distinct_chars"],
         reward_module=DENSE,
-        **(script or {}),
     )
+    script_args = GRPOScriptArguments(**{**settings, **(script or {})})
     model_args = ModelConfig(model_name_or_path=str(tiny_model_dir), **(model or {}))
     grpo_jsonl.main(script_args, tiny_args(tmp_path / "out", **training), model_args)
     return tmp_path / "out"

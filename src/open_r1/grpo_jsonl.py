@@ -41,11 +41,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         revision=model_args.model_revision,
         trust_remote_code=training_args.trust_remote_code,
     )
-    model = load_model(
-        model_args,
-        trust_remote_code=training_args.trust_remote_code,
-        freeze_vision_modules=script_args.freeze_vision_modules,
-    )
+    model = load_model(model_args, training_args, freeze_vision_modules=script_args.freeze_vision_modules)
 
     trainer = build_grpo_trainer(
         model,

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import logging
 
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    PreTrainedModel,
+    ProcessorMixin,
+    TrainingArguments,
+)
 from trl import ModelConfig
 from trl.trainer.utils import create_model_from_path
 
@@ -69,9 +76,19 @@ def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool = False) 
 
 
 def load_model(
-    model_args: ModelConfig, *, trust_remote_code: bool = False, freeze_vision_modules: bool = False
+    model_args: ModelConfig,
+    training_args: TrainingArguments | None = None,
+    *,
+    freeze_vision_modules: bool = False,
 ) -> PreTrainedModel:
-    """Load the model with the class its config names; optionally freeze the vision tower."""
+    """Load the model with the class its config names; optionally freeze the vision tower.
+
+    With `training_args`, the distributed state is set up first: under DeepSpeed ZeRO-3, `from_pretrained`
+    partitions the weights while loading and needs the process group (and the world size) to exist already.
+    """
+    trust_remote_code = bool(getattr(training_args, "trust_remote_code", False))
+    if training_args is not None:
+        training_args.distributed_state  # noqa: B018  (creates the process group on first access)
     path = model_args.model_name_or_path
     config = AutoConfig.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust_remote_code)
     kwargs = model_init_kwargs(model_args, trust_remote_code)

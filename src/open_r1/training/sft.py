@@ -1,0 +1,147 @@
+"""Wire TRL's own `SFTTrainer` for the warm start before GRPO; only what TRL leaves to the caller is here.
+
+The dataset is conversational prompt-completion with an `images` column, the form TRL's vision collator
+takes: the prompt is the very user turn GRPO builds (`prompt_messages`), the completion the SFT target, and
+the loss covers the completion only (TRL's default for prompt-completion data), so SFT teaches the answer
+and never the question.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from datasets import Dataset
+from transformers import PreTrainedModel, ProcessorMixin
+from trl import ModelConfig, SFTConfig, SFTTrainer
+
+from open_r1.chain_of_region import TARGET_CHAIN_OF_REGION, TARGET_CHOICES, sft_targets
+from open_r1.configs import DataArguments
+from open_r1.data.dataset import prompt_messages
+from open_r1.data.images import load_image
+from open_r1.data.jsonl import Row
+from open_r1.training.grpo import resolve_reporting
+from open_r1.training.model import ensure_left_padding, load_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTScriptArguments(DataArguments):
+    """Arguments of `sft.py` beyond TRL's `SFTConfig` and `ModelConfig`."""
+
+    targets: str = field(
+        default=TARGET_CHAIN_OF_REGION,
+        metadata={
+            "help": "assistant turns to train on: 'chain_of_region' (rule-based region chain + answer built from "
+            "the row's labels) or 'answer' (the rows' own gpt answers)",
+            "choices": list(TARGET_CHOICES),
+        },
+    )
+    freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
+
+
+def sft_dataset(
+    rows: Sequence[Row], targets: str = TARGET_CHAIN_OF_REGION, question_template: str | None = None
+) -> Dataset:
+    """Prompt-completion rows; images stay paths (`image_paths`) until `with_images` decodes them."""
+    records = [
+        {
+            "id": row.id,
+            "prompt": prompt_messages(row, question_template),
+            "completion": [{"role": "assistant", "content": target}],
+            "image_paths": row.image_paths,
+            "source": row.source,
+        }
+        for row, target in zip(rows, sft_targets(rows, targets))
+    ]
+    return Dataset.from_list(records)
+
+
+def build_sft_trainer(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    args: SFTConfig,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None = None,
+    peft_config=None,
+) -> SFTTrainer:
+    """An `SFTTrainer` for lazily decoded image datasets.
+
+    `remove_unused_columns` is forced off: the image decoder reads `image_paths`, which the Trainer would
+    otherwise drop before the transform runs.
+    """
+    if args.remove_unused_columns:
+        args.remove_unused_columns = False
+    resolve_reporting(args)
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=ensure_left_padding(processor),
+        peft_config=peft_config,
+    )
+
+
+def save_for_grpo(trainer: SFTTrainer, processor: ProcessorMixin, model_args: ModelConfig, args: SFTConfig) -> None:
+    """Save a checkpoint that `grpo_jsonl.py --model_name_or_path <args.output_dir>` loads directly: full weights and
+    the processor. A LoRA run keeps its adapter in `output_dir/adapter` and writes the merged model; the base
+    is reloaded for the merge because under ZeRO-3 the trained model's weights are partitioned."""
+    from peft import PeftModel
+
+    output_dir = args.output_dir
+    if not isinstance(trainer.model, PeftModel):
+        trainer.save_model(output_dir)
+    else:
+        adapter_dir = os.path.join(output_dir, "adapter")
+        trainer.save_model(adapter_dir)  # gathers ZeRO-3 shards on every rank
+        if trainer.accelerator.is_main_process:
+            base = load_model(model_args, trust_remote_code=args.trust_remote_code)
+            merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+            merged.save_pretrained(output_dir)
+            logger.info("LoRA adapter in %s, merged model in %s", adapter_dir, output_dir)
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(output_dir)
+        logger.info("model and processor saved to %s", output_dir)
+    trainer.accelerator.wait_for_everyone()
+
+
+@torch.no_grad()
+def greedy_completions(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    rows: Sequence[Row],
+    *,
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    max_pixels: int | None = None,
+    question_template: str | None = None,
+) -> list[str]:
+    """Greedy completions for rows behind GRPO's prompts: how a warm start is judged (does it write the
+    format the rewards parse?) before any reward is involved."""
+    from trl.data_utils import prepare_multimodal_messages
+
+    ensure_left_padding(processor)
+    was_training = model.training
+    model.eval()
+    completions: list[str] = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        images = [[load_image(p, max_pixels, where=row.source) for p in row.image_paths] for row in batch]
+        texts = [
+            processor.apply_chat_template(
+                prepare_multimodal_messages(prompt_messages(row, question_template), imgs),
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for row, imgs in zip(batch, images)
+        ]
+        inputs = processor(images=images, text=texts, padding=True, return_tensors="pt").to(model.device)
+        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        completions += processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    model.train(was_training)
+    return completions
