@@ -37,6 +37,8 @@ else
   EXTRA=($(vllm_flags))
 fi
 OUTPUT_DIR="${OUTPUT_DIR:-$REPO_HOME/output/$RUN_NAME}"
+# every node must agree on the port: a fixed default for multi-node runs, a free one for a single node
+if [[ "${NNODES:-1}" -gt 1 ]]; then MASTER_PORT="${MASTER_PORT:-29500}"; else MASTER_PORT="${MASTER_PORT:-$(free_port)}"; fi
 mkdir -p "$OUTPUT_DIR"
 
 echo "[geo-r] model=$MODEL nodes=${NNODES:-1} procs/node=$NPROC_PER_NODE output=$OUTPUT_DIR"
@@ -45,7 +47,7 @@ torchrun \
   --nnodes="${NNODES:-1}" \
   --node_rank="${NODE_RANK:-0}" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-  --master_port="${MASTER_PORT:-$(free_port)}" \
+  --master_port="$MASTER_PORT" \
   src/open_r1/grpo_jsonl.py \
   --config "$CONFIG" \
   --model_name_or_path "$MODEL" \
