@@ -30,8 +30,11 @@ ACCEPTED = [
     ("38.7167° N, 9.1395° W", LISBON),
     ("9.1395 W, 38.7167 N", LISBON),  # the letters say which is which
     ("38°43'0.12\"N 9°8'22.2\"W", (38 + 43 / 60 + 0.12 / 3600, -(9 + 8 / 60 + 22.2 / 3600))),
-    ("Latitude: 38° 43′ 20″ N\nLongitude: 9° 8′ 22″ W", (38 + 43 / 60 + 20 / 3600, -(9 + 8 / 60 + 22 / 3600))),
+    ("Latitude: 38° 43′ 20″ N\nLongitude: 9° 8′ 22″ W",
+     (38 + 43 / 60 + 20 / 3600, -(9 + 8 / 60 + 22 / 3600))),
     ("33°52'S 151°12'E", (-(33 + 52 / 60), 151.2)),
+    ("Latitude: 33.87 degrees south\nLongitude: 151.21 degrees east", (-33.87, 151.21)),
+    ("38.7167 north, 9.1395 West", LISBON),
     ("Latitude: -33.8688\nLongitude: 151.2093", (-33.8688, 151.2093)),
     ("Latitude: 90\nLongitude: -180", (90.0, -180.0)),
     ("Latitude: 38.7167\nLongitude: -9.1395\nCoordinates: (38.7167, -9.1395)", LISBON),  # one pair, twice

@@ -43,6 +43,28 @@ def test_format_pays_each_part():
     assert format_parts(GOOD) == (True, True, True, 1.0)
 
 
+ANSWER = "<answer>Latitude: 1.5\nLongitude: 2.5</answer>"
+
+
+@pytest.mark.parametrize(
+    "text, think, answer",
+    [
+        ("<think>why</think>\n" + ANSWER, True, True),
+        ("<think>  </think>" + ANSWER, False, True),  # empty reasoning
+        ("Sure! <think>why</think>" + ANSWER, False, True),  # text before the reasoning
+        ("<think>why</think> so: " + ANSWER, True, False),  # text between the blocks
+        ("<think>why</think>" + ANSWER + " done", True, False),  # text after the answer
+        (ANSWER + "<think>why</think>", False, False),  # blocks in the wrong order
+        ("<think>a</think><think>b</think>" + ANSWER, False, True),  # two reasoning blocks
+        ("<think>why</think>" + ANSWER + ANSWER, True, False),  # two answer blocks
+        ("<think>why" + ANSWER, False, True),  # reasoning never closed
+    ],
+)
+def test_format_structure(text, think, answer):
+    parts = format_parts(text)
+    assert (parts.think, parts.answer) == (think, answer)
+
+
 def test_format_chain_must_follow_the_answer_in_order():
     backwards = wrap("The city is Lisbon, in the region Lisbon, so the country is Portugal.",
                      render_answer(*LISBON, "Portugal", "Lisbon", "Lisbon"))
@@ -179,7 +201,8 @@ def test_iou():
 # --- robustness, sharing, metrics --------------------------------------------------------------------------
 
 def test_conversational_completions():
-    parts = [{"role": "assistant", "content": [{"type": "text", "text": GOOD[:40]}, {"type": "text", "text": GOOD[40:]}]}]
+    pieces = [{"type": "text", "text": GOOD[:40]}, {"type": "text", "text": GOOD[40:]}]
+    parts = [{"role": "assistant", "content": pieces}]
     plain = [{"role": "assistant", "content": GOOD}]
     assert completion_text(parts) == completion_text(plain) == GOOD
     for name in ["format", "haversine", "hierarchy", "geohash"]:
@@ -192,7 +215,8 @@ def test_hostile_completions_and_rows_never_raise():
     junk = [many, huge, None, 42, {"role": "user", "content": "hi"}, [{"content": None}], "\x00" * 10, "", "nan"]
     n = len(junk)
     columns = dict(lat=[LISBON[0]] * n, lon=["-9.1395"] * n, country=[None, 3, "", "PT", None, None, None, None, None],
-                   region=[None] * n, city=[None] * n, solution=[None, 1, "<answer>[1,2,3,4]</answer>"] + [None] * (n - 3))
+                   region=[None] * n, city=[None] * n,
+                   solution=[None, 1, "<answer>[1,2,3,4]</answer>"] + [None] * (n - 3))
     for name in REWARDS:
         out = run(name, junk, **columns)
         assert len(out) == n, name
@@ -238,6 +262,16 @@ def test_step_metrics_through_log_metric():
     assert logged["geo/tau"] == pytest.approx(math.sqrt(2000.0 * 25.0))
     assert logged["geo/country_accuracy"] == pytest.approx(1 / 3)
     assert all(isinstance(v, float) for v in logged.values())
+
+
+def test_distance_column_for_the_completions_table():
+    columns = {}
+    madrid = wrap(CHAIN, render_answer(*MADRID))
+    step = [GOOD, madrid, "none"]
+    for func in build_reward_funcs(["haversine", "geoguessr"], {}):  # two rewards, one column per step
+        func(None, step, log_extra=lambda column, values: columns.setdefault(column, []).extend(values),
+             trainer_state=None, **labels(3))
+    assert columns["distance_km"] == [0.0, pytest.approx(haversine_km(*MADRID, *LISBON), abs=1e-3), None]
 
 
 def test_distance_metrics_match_a_numpy_reference():

@@ -15,6 +15,7 @@ A well-formed completion is a region-level reasoning chain followed by one answe
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -121,6 +122,7 @@ def _mentions(haystack: str, needle: str, start: int) -> int:
         start = i + 1
 
 
+_TAG_RE = re.compile(r"</?(?:think|answer)>")
 _TWO_LETTERS = re.compile(r"[^\W\d_].*?[^\W\d_]", re.DOTALL)
 _geo_api: tuple | None = None
 
@@ -137,24 +139,41 @@ def _geo() -> tuple:
     return _geo_api
 
 
+@lru_cache(maxsize=65536)
+def _chain_needle(level: int, name: str) -> str | None:
+    """The casefolded form to look for in the reasoning, or None for a name that earns nothing: an unknown
+    country, or a region/city of fewer than two letters."""
+    name = name.strip()
+    if level == 0:
+        if _geo()[1](name) is None:
+            return None
+    elif _TWO_LETTERS.search(name) is None:
+        return None
+    return name.casefold()
+
+
 def region_chain(think: str, country: str | None, region: str | None, city: str | None) -> float:
     """Share of the answer's country, region and city that the reasoning names, in that order."""
-    country_code = _geo()[1]
     hay = think.casefold()
     reached, pos = 0, 0
     for level, name in enumerate((country, region, city)):
-        if not name:
-            continue
-        name = name.strip()
-        if (country_code(name) is None) if level == 0 else _TWO_LETTERS.search(name) is None:
-            continue
-        found = _mentions(hay, name.casefold(), pos)
-        if found >= 0:
-            reached, pos = reached + 1, found
+        needle = _chain_needle(level, name) if name else None
+        if needle is not None:
+            found = _mentions(hay, needle, pos)
+            if found >= 0:
+                reached, pos = reached + 1, found
     return reached / 3.0
 
 
 _UNPARSED = object()
+
+
+def _block(found: dict[str, list[int]], open_tag: str, close_tag: str) -> tuple[int, int] | None:
+    """(start of open tag, start of close tag) of a block whose tags each occur exactly once, in order."""
+    opens, closes = found.get(open_tag, ()), found.get(close_tag, ())
+    if len(opens) == 1 and len(closes) == 1 and opens[0] < closes[0]:
+        return opens[0], closes[0]
+    return None
 
 
 def format_parts(text: str, parsed: Any = _UNPARSED) -> FormatParts:
@@ -165,24 +184,22 @@ def format_parts(text: str, parsed: Any = _UNPARSED) -> FormatParts:
     parse_answer, _, max_chars = _geo()
     if not isinstance(text, str) or len(text) > max_chars:
         return _NO_PARTS
-    t_open, t_close = text.find(THINK_OPEN), text.find(THINK_CLOSE)
-    think = (
-        t_open >= 0 and t_close > t_open and not text[:t_open].strip() and text.count(THINK_OPEN) == 1
-        and text.count(THINK_CLOSE) == 1 and not text[t_open + len(THINK_OPEN):t_close].isspace()
-        and t_close > t_open + len(THINK_OPEN)
-    )
-    a_open, a_close = text.find(ANSWER_OPEN), text.rfind(ANSWER_CLOSE)
-    answer = (
-        a_open >= 0 and a_close > a_open and text.count(ANSWER_OPEN) == 1 and text.count(ANSWER_CLOSE) == 1
-        and not text[a_close + len(ANSWER_CLOSE):].strip()
-        and (not think or (a_open > t_close and not text[t_close + len(THINK_CLOSE):a_open].strip()))
+    found: dict[str, list[int]] = {}
+    for m in _TAG_RE.finditer(text):  # one scan for all four tags
+        found.setdefault(m.group(), []).append(m.start())
+    think_at = _block(found, THINK_OPEN, THINK_CLOSE)
+    answer_at = _block(found, ANSWER_OPEN, ANSWER_CLOSE)
+    think = think_at is not None and not text[:think_at[0]].strip() and \
+        bool(text[think_at[0] + len(THINK_OPEN):think_at[1]].strip())
+    answer = answer_at is not None and not text[answer_at[1] + len(ANSWER_CLOSE):].strip() and (
+        not think or (answer_at[0] > think_at[1] and not text[think_at[1] + len(THINK_CLOSE):answer_at[0]].strip())
     )
     if parsed is _UNPARSED:
         parsed = parse_answer(text)
     if parsed is None:
         return FormatParts(think, answer, False, 0.0)
-    chain = region_chain(text[t_open + len(THINK_OPEN):t_close], parsed.country, parsed.region, parsed.city) \
-        if think else 0.0
+    chain = region_chain(text[think_at[0] + len(THINK_OPEN):think_at[1]], parsed.country, parsed.region,
+                         parsed.city) if think else 0.0
     return FormatParts(think, answer, True, chain)
 
 

@@ -74,7 +74,7 @@ _LIST_NEXT = rf"(?=\s*[,;/]\s*{_SIGN}?\d)"  # a labelled value followed by anoth
 
 
 def _angle(tag: str, hemisphere: str) -> str:
-    """An angle: signed decimal degrees, or degrees-minutes(-seconds); then a hemisphere letter.
+    """An angle: signed decimal degrees, or degrees-minutes(-seconds); then a hemisphere letter or word.
 
     `hemisphere` is '' (must be absent), '?' (optional) or '!' (required).
     """
@@ -85,7 +85,7 @@ def _angle(tag: str, hemisphere: str) -> str:
     )
     if not hemisphere:
         return body + _NUMBER_END
-    letter = rf"\s*(?P<{tag}h>[NSEW])(?![A-Za-z])"
+    letter = rf"\s*(?P<{tag}h>[NSEW](?![A-Za-z])|(?i:north|south|east|west)\b)"
     return body + (letter if hemisphere == "!" else rf"(?:{letter}|{_NUMBER_END})")
 
 
@@ -111,13 +111,14 @@ _ANSWER_RE = re.compile(
             rf"(?P<LON>{_LON_KEY}{_angle('d', '?')}(?P<dnext>{_LIST_NEXT})?)",
             rf"(?P<HEMI>{_angle('e', '!')}{_PAIR_SEP}{_angle('f', '!')})",
             rf"(?P<BRACKET>[\[(]\s*{_angle('g', '')}\s*[,;]\s*{_angle('h', '')}\s*[\])])",
-            rf"(?P<BARE>(?<![\w.])(?P<is>{_SIGN})?(?P<id>\d+\.\d+)\s*,\s*(?P<js>{_SIGN})?(?P<jd>\d+\.\d+){_NUMBER_END})",
+            rf"(?P<BARE>(?<![\w.])(?P<is>{_SIGN})?(?P<id>\d+\.\d+)\s*,\s*"
+            rf"(?P<js>{_SIGN})?(?P<jd>\d+\.\d+){_NUMBER_END})",
         )
     )
     + ")"
 )
 _NAME_EDGES = " \t'()"
-_HEMISPHERE_TAGS = frozenset("abcdef")  # the angles above that may carry a hemisphere letter
+_DIGIT_RE = re.compile(r"\d")
 # The format the prompt asks for, matched whole: no room for a second pair, so no need for the general scan.
 _CANONICAL_RE = re.compile(
     rf"\s*(?:Country:[ \t]*(?P<country>{_NAME_CHARS}{{1,80}})\n\s*)?"
@@ -134,6 +135,7 @@ class _Invalid(Exception):
 
 
 _GROUPS = {tag: tuple(tag + part for part in "dmcs") for tag in "abcdefgh"}
+_HEMISPHERE_GROUP = {tag: tag + "h" for tag in "abcdef"}  # the angles that may carry a hemisphere letter
 _MINUS = frozenset(("-", "\u2212", "\u2013"))
 
 
@@ -146,8 +148,10 @@ def _value(m: re.Match, tag: str) -> tuple[float, str | None]:
             raise _Invalid
         degrees += float(minutes) / 60 + (float(seconds) / 3600 if seconds is not None else 0.0)
     negative = sign in _MINUS
-    hemisphere = m.group(tag + "h") if tag in _HEMISPHERE_TAGS else None
+    hemisphere_group = _HEMISPHERE_GROUP.get(tag)
+    hemisphere = m.group(hemisphere_group) if hemisphere_group else None
     if hemisphere is not None:
+        hemisphere = hemisphere[0].upper()  # "S" or "south"
         if negative and hemisphere in "NE":  # "-38 N" contradicts itself
             raise _Invalid
         negative = hemisphere in "SW"
@@ -194,6 +198,8 @@ def _parse_body(body: str) -> GeoAnswer | None:
 
 def _parse_general(body: str) -> GeoAnswer | None:
     """Every accepted form, anywhere in the answer: one scan collects names, labelled values and pairs."""
+    if _DIGIT_RE.search(body) is None:  # no number, no coordinates
+        return None
     pairs: list[tuple[float, float]] = []
     lats: set[float] = set()
     lons: set[float] = set()
@@ -202,9 +208,10 @@ def _parse_general(body: str) -> GeoAnswer | None:
         for m in _ANSWER_RE.finditer(body):
             kind = m.lastgroup
             if kind == "NAMED":
-                name = (m.group("nq") or m.group("ns") or m.group("name")).strip(_NAME_EDGES)
+                field, double_quoted, single_quoted, bare = m.group("field", "nq", "ns", "name")
+                name = (double_quoted or single_quoted or bare).strip(_NAME_EDGES)
                 if name:
-                    names.setdefault(_FIELD[m.group("field").lower()], set()).add(name)
+                    names.setdefault(_FIELD[field.lower()], set()).add(name)
             elif kind == "LAT" or kind == "LON":
                 tag = "c" if kind == "LAT" else "d"
                 if m.group(tag + "next") is not None:
@@ -235,6 +242,8 @@ def _parse_general(body: str) -> GeoAnswer | None:
     lat, lon = pairs[0]
     if not (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90.0 and abs(lon) <= 180.0):
         return None
+    if not names:
+        return GeoAnswer(lat, lon)
     picked = {field: next(iter(values)) if len(values) == 1 else None for field, values in names.items()}
     return GeoAnswer(lat, lon, picked.get("country"), picked.get("region"), picked.get("city"))
 

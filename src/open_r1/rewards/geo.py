@@ -7,7 +7,8 @@ Conventions shared by all of them:
   raises on a bad completion or row, they are counted in the step metrics instead;
 - distances, geocoding and geohashes run over the whole batch as numpy arrays;
 - step metrics go through TRL's `log_metric` hook (passed to every reward function as a keyword argument),
-  each reported once per step under `geo/...` whichever rewards are enabled.
+  each reported once per step under `geo/...` whichever rewards are enabled; the per-completion distance
+  goes to TRL's completions table through its `log_extra` hook as column `distance_km`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def _distances(batch: Batch, kwargs: dict[str, Any], log_metric: MetricHook) -> 
         batch.cache[key] = km
         _log_answer_metrics(batch, labelled, log_metric)
         _log_distance_metrics(batch, km, labelled, log_metric)
+        log_extra = kwargs.get("log_extra")
+        if log_extra is not None and "distance_km" not in batch.logged:  # a column of TRL's completions table
+            batch.logged.add("distance_km")
+            log_extra("distance_km", [None if np.isnan(v) else round(v, 3) for v in km.tolist()])
     return batch.cache[key], labelled
 
 
@@ -228,37 +233,35 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
     p_lat, p_lon = batch.coordinates
     p_cc, p_region, p_city = reverse_geocode_arrays(p_lat, p_lon)
 
-    has_coords_list = has_coords.tolist()
     g_cc, g_region, g_city = g_cc.tolist(), g_region.tolist(), g_city.tolist()
     p_cc, p_region, p_city = p_cc.tolist(), p_region.tolist(), p_city.tolist()
     total = country_weight + region_weight + city_weight
     weights = (country_weight / total, region_weight / total, city_weight / total) if total > 0 else (0.0,) * 3
     out: list[float | None] = []
-    hits = np.zeros(3)
+    hits = [0, 0, 0]
     scored = 0
-    for i in range(n):
-        true_cc = t_cc[i]
-        if true_cc is None and not has_coords_list[i]:
+    rows = zip(answers, t_cc, has_coords.tolist(), g_cc, g_region, g_city, p_cc, p_region, p_city, labels[1],
+               labels[2])
+    for answer, label_cc, located, geo_cc, geo_region, geo_city, coords_cc, coords_region, coords_city, \
+            label_region, label_city in rows:
+        true_cc = label_cc if label_cc is not None else geo_cc
+        if label_cc is None and not located:
             out.append(None)
             continue
-        if true_cc is None:
-            true_cc = g_cc[i]
-        answer = answers[i]
         scored += 1
         if answer is None or true_cc is None:
             out.append(0.0)
             continue
-        coords_cc = p_cc[i]
         said_cc = country_code(answer.country) if answer.country else coords_cc
         if said_cc is None or said_cc != coords_cc or said_cc != true_cc:
             out.append(0.0)
             continue
-        inside = t_cc[i] is None or g_cc[i] == t_cc[i]  # geocoded truth names belong to the labelled country
-        true_region = _label(labels[1][i]) or (g_region[i] if inside else None)
-        true_city = _label(labels[2][i]) or (g_city[i] if inside else None)
-        region_ok = same_place(answer.region or p_region[i], true_region)
-        city_ok = same_place(answer.city or p_city[i], true_city)
-        hits += (1.0, region_ok, city_ok)
+        inside = label_cc is None or geo_cc == label_cc  # geocoded truth names belong to the labelled country
+        region_ok = same_place(answer.region or coords_region, _label(label_region) or (geo_region if inside else None))
+        city_ok = same_place(answer.city or coords_city, _label(label_city) or (geo_city if inside else None))
+        hits[0] += 1
+        hits[1] += region_ok
+        hits[2] += city_ok
         out.append(weights[0] + weights[1] * region_ok + weights[2] * city_ok)
     if log_metric is not None and scored:
         for level, name in enumerate(("country", "region", "city")):

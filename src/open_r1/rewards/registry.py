@@ -83,7 +83,9 @@ def build_reward_funcs(names: list[str], options: Mapping[str, Any] | None = Non
     for name in names:
         if name not in REWARDS:
             known = ", ".join(sorted(REWARDS))
-            raise ValueError(f"unknown reward {name!r}; registered rewards: {known} (or add yours with --reward_module)")
+            raise ValueError(
+                f"unknown reward {name!r}; registered rewards: {known} (or add yours with --reward_module)"
+            )
         func = REWARDS[name]
         bound = {key: options[key] for key in reward_options(func) if key in options}
         funcs.append(BoundReward(name, func, bound))
