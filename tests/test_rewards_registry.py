@@ -86,6 +86,23 @@ def test_load_reward_module(tmp_path):
         REWARDS.pop("length_bonus", None)
 
 
+def test_load_reward_module_keeps_names_given_with_register(tmp_path):
+    path = tmp_path / "named.py"
+    path.write_text(
+        "from open_r1.rewards import register\n\n"
+        "@register('always_one')\n"
+        "def one(prompts, completions, **kwargs):\n"
+        "    return [1.0] * len(completions)\n"
+    )
+    try:
+        assert load_reward_module(str(path)) == ["always_one"]
+        assert load_reward_module(str(path)) == ["always_one"]  # reloading replaces, no clash with itself
+        assert "one" not in REWARDS
+        assert build_reward_funcs(["always_one"], {})[0](None, ["a", "b"]) == [1.0, 1.0]
+    finally:
+        REWARDS.pop("always_one", None)
+
+
 def test_load_reward_module_honours_all_and_refuses_clashes(tmp_path):
     path = tmp_path / "clash.py"
     path.write_text("__all__ = ['format']\ndef format(prompts, completions, **kwargs):\n    return []\n")

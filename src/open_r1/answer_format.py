@@ -123,6 +123,7 @@ def _mentions(haystack: str, needle: str, start: int) -> int:
 
 
 _TAG_RE = re.compile(r"</?(?:think|answer)>")
+_NON_SPACE = re.compile(r"\S")
 _TWO_LETTERS = re.compile(r"[^\W\d_].*?[^\W\d_]", re.DOTALL)
 _geo_api: tuple | None = None
 
@@ -168,6 +169,11 @@ def region_chain(think: str, country: str | None, region: str | None, city: str 
 _UNPARSED = object()
 
 
+def _blank(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is only whitespace (without copying the slice)."""
+    return _NON_SPACE.search(text, start, end) is None
+
+
 def _block(found: dict[str, list[int]], open_tag: str, close_tag: str) -> tuple[int, int] | None:
     """(start of open tag, start of close tag) of a block whose tags each occur exactly once, in order."""
     opens, closes = found.get(open_tag, ()), found.get(close_tag, ())
@@ -189,10 +195,11 @@ def format_parts(text: str, parsed: Any = _UNPARSED) -> FormatParts:
         found.setdefault(m.group(), []).append(m.start())
     think_at = _block(found, THINK_OPEN, THINK_CLOSE)
     answer_at = _block(found, ANSWER_OPEN, ANSWER_CLOSE)
-    think = think_at is not None and not text[:think_at[0]].strip() and \
-        bool(text[think_at[0] + len(THINK_OPEN):think_at[1]].strip())
-    answer = answer_at is not None and not text[answer_at[1] + len(ANSWER_CLOSE):].strip() and (
-        not think or (answer_at[0] > think_at[1] and not text[think_at[1] + len(THINK_CLOSE):answer_at[0]].strip())
+    blank = _blank
+    think = think_at is not None and blank(text, 0, think_at[0]) and \
+        not blank(text, think_at[0] + len(THINK_OPEN), think_at[1])
+    answer = answer_at is not None and blank(text, answer_at[1] + len(ANSWER_CLOSE), len(text)) and (
+        not think or (answer_at[0] > think_at[1] and blank(text, think_at[1] + len(THINK_CLOSE), answer_at[0]))
     )
     if parsed is _UNPARSED:
         parsed = parse_answer(text)

@@ -64,7 +64,7 @@ class Batch:
         self.logged: set[str] = set()
         self._answers: list[GeoAnswer | None] | None = None
         self._coordinates: tuple[np.ndarray, np.ndarray] | None = None
-        self._truth_source: Any = None
+        self._truth_source: tuple[Any, Any] | None = None  # the label lists the cached truth came from
         self._truth: tuple[np.ndarray, np.ndarray] | None = None
         self.cache: dict[str, Any] = {}  # per-step results rewards choose to share (e.g. format parts)
 
@@ -94,11 +94,10 @@ class Batch:
 
     def truth(self, lats: Sequence[Any] | None, lons: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray]:
         """True coordinates from the rows' `lat`/`lon` columns; NaN for rows without valid labels."""
-        if self._truth is not None and self._truth_source == (id(lats), id(lons)):
-            return self._truth
-        self._truth_source = (id(lats), id(lons))
-        self._truth = truth_coordinates(lats, lons, len(self))
-        self._truth_refs = (lats, lons)  # keeps the ids above from being reused while cached
+        source = self._truth_source
+        if self._truth is None or source is None or source[0] is not lats or source[1] is not lons:
+            self._truth = truth_coordinates(lats, lons, len(self))
+            self._truth_source = (lats, lons)
         return self._truth
 
 

@@ -105,7 +105,8 @@ def load_reward_module(path: str) -> list[str]:
 
     Public means listed in the file's `__all__` when it has one (each must be a reward), else every function
     defined in the file whose name has no leading underscore and that has the reward signature. Functions the
-    file already registered itself with `@register` are kept as they are. Returns the names registered.
+    file registers itself with `@register` keep that name. Loading a file again replaces its rewards.
+    Returns the names registered.
     """
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
@@ -117,8 +118,12 @@ def load_reward_module(path: str) -> list[str]:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import reward module {path}")
     module = importlib.util.module_from_spec(spec)
+    for name in [k for k, f in REWARDS.items() if getattr(f, "__module__", None) == module_name]:
+        del REWARDS[name]  # loading the same file again replaces what it registered before
+    before = set(REWARDS)
     sys.modules[module_name] = module  # lets the rewards pickle by reference
     spec.loader.exec_module(module)
+    registered = [name for name in REWARDS if name not in before]  # the file's own @register calls
 
     explicit = getattr(module, "__all__", None)
     if explicit is not None:
@@ -129,14 +134,10 @@ def load_reward_module(path: str) -> list[str]:
             if inspect.isfunction(obj) and obj.__module__ == module_name and not name.startswith("_")
             and _looks_like_reward(obj)
         ]
-    registered = []
     already = {id(func) for func in REWARDS.values()}
     for name, func in candidates:
-        if id(func) in already:
-            continue
-        previous = REWARDS.get(name)
-        same_file = previous is not None and getattr(previous, "__module__", None) == module_name
-        register(name, replace=same_file)(func)
-        registered.append(name)
+        if id(func) not in already:
+            register(name)(func)
+            registered.append(name)
     logger.info("registered rewards %s from %s", registered, path)
     return registered
