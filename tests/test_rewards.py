@@ -209,6 +209,9 @@ def test_conversational_completions():
         assert run(name, [parts, plain], **labels(2)) == run(name, [GOOD, GOOD], **labels(2))
 
 
+BUILT_IN = tuple(REWARDS)  # at collection, before any test registers a user's reward module
+
+
 def test_hostile_completions_and_rows_never_raise():
     many = "<answer>" + "\n".join(f"({i % 90}.5, {i % 180}.25)" for i in range(500)) + "</answer>"
     huge = "<think>" + "Portugal " * 120_000 + "</think><answer>(38.7, -9.1)</answer>"  # about 1 MB
@@ -217,7 +220,7 @@ def test_hostile_completions_and_rows_never_raise():
     columns = dict(lat=[LISBON[0]] * n, lon=["-9.1395"] * n, country=[None, 3, "", "PT", None, None, None, None, None],
                    region=[None] * n, city=[None] * n,
                    solution=[None, 1, "<answer>[1,2,3,4]</answer>"] + [None] * (n - 3))
-    for name in REWARDS:
+    for name in BUILT_IN:
         out = run(name, junk, **columns)
         assert len(out) == n, name
         if name not in ("format", "accuracy", "iou"):
