@@ -22,7 +22,7 @@ import numpy as np
 from open_r1.answer_format import render_answer, wrap
 from open_r1.geo import country_name, reverse_geocode
 from open_r1.geo.geocode import _places
-from open_r1.geo.parse import _parse_cached
+from open_r1.geo.parse import _parse_cached, parse_answer
 from open_r1.rewards import build_reward_funcs
 from open_r1.rewards import batch as batch_module
 
@@ -93,6 +93,18 @@ def synthetic_batch(n: int, generations: int, seed: int = 0) -> tuple[list[str],
     return completions, columns
 
 
+def hostile_answers(size: int = 4096) -> list[str]:
+    """Answer bodies built to make a backtracking parser slow: padded keys, separators and repeated pairs."""
+    pad = " " * size
+    bodies = [
+        "Latitude:" + pad + "x 1", "Latitude: \"" + pad + "x 1", "lat/lon:" + pad + "1 " + pad, "38.5 N" + pad + "x1",
+        "38.5 N," + pad + "x1", "(" + pad + "1", "Country:" + pad + "x\nLatitude: 1\nLongitude: 2x",
+        "38°" + "1'" * size, "(1, " * size, "[1.0, " * size, "latitude " + "of " * size + "1", "1" * size,
+        "Latitude: 38.72, " * size, "deg[12.5" * size,
+    ]
+    return [f"<answer>{body[:size]}</answer>" for body in bodies]
+
+
 def _reset_caches() -> None:
     _parse_cached.cache_clear()
     batch_module._last = None
@@ -137,12 +149,20 @@ def main() -> None:
         _ = 2 * 6371.0088 * np.arcsin(np.sqrt(h))
         numpy_best = min(numpy_best, time.perf_counter() - start)
 
+    hostile, rejected = [], 0
+    for text in hostile_answers():
+        _reset_caches()
+        start = time.perf_counter()
+        rejected += parse_answer(text) is None
+        hostile.append(time.perf_counter() - start)
+
     n = len(completions)
     print(f"{n} unique completions, mean {np.mean([len(c) for c in completions]):.0f} chars")
     for name in [f.__name__ for f in funcs]:
         print(f"  {name:10s} {best[name] * 1e3:8.1f} ms")
     print(f"geo suite ({' + '.join(SUITE)}): {best['suite']:.3f} s = {n / best['suite']:,.0f} completions/s "
           f"(process CPU time {best_cpu:.3f} s; the machine's load average was {os.getloadavg()[0]:.1f})")
+    print(f"{len(hostile)} hostile 4 KB answers: slowest parse {max(hostile) * 1e3:.2f} ms, {rejected} rejected")
     print(f"plain numpy haversine on the same pairs: {numpy_best * 1e3:.2f} ms = {n / numpy_best:,.0f} pairs/s")
 
 

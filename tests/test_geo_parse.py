@@ -120,13 +120,23 @@ def test_reads_the_final_answer_only():
 def test_bounded_work_on_runaway_text():
     assert parse_answer("x" * 1_000_000 + "(38.7167, -9.1395)") is None
     assert answer_text("a" * (MAX_COMPLETION_CHARS + 1)) is None
-    many_tags = "<answer>" * 20_000 + "(38.7, -9.1)</answer>"  # quadratic for a lazy regex: refused up front
-    assert parse_answer(many_tags) is None
-    assert parse_answer("<think>" * 20_000 + "</think><answer>(38.7, -9.1)</answer>") is None
+    many_tags = "<answer>" * 10_000 + "(38.7, -9.1)</answer>"  # quadratic for a lazy regex: refused up front
+    assert len(many_tags) < MAX_COMPLETION_CHARS and parse_answer(many_tags) is None
+    assert parse_answer("<answer>x</answer>" + "<think>" * 10_000 + "<answer>(38.7, -9.1)</answer>") is None
     long_answer = "<answer>" + "1.5, " * (MAX_ANSWER_CHARS // 4) + "</answer>"
     assert parse_answer(long_answer) is None
     digits = "<answer>Latitude: " + "9" * 3000 + "\nLongitude: 1</answer>"
     assert parse_answer(digits) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["Latitude:" + " " * 4000 + "x 1", "lat/lon:" + " " * 2000 + "1 " + " " * 2000, "38.5 N," + " " * 4000 + "x1",
+     "(1, " * 1000, "Latitude: 38.72, " * 200, "38°" + "1'" * 2000, "1" * 4000],
+)
+def test_hostile_answers_are_refused(body):
+    """Padding and repetition that make backtracking patterns slow (timed in bench/rewards.py)."""
+    assert parse_answer(f"<answer>{body}</answer>") is None
 
 
 def test_non_text_is_no_answer():

@@ -89,7 +89,9 @@ def _angle(tag: str, hemisphere: str) -> str:
     return body + (letter if hemisphere == "!" else rf"(?:{letter}|{_NUMBER_END})")
 
 
-_KEY_END = r"[\"'*]*\s*(?:\([^)\n]{0,20}\)\s*)?[:=]\s*[\"'*]*\s*"
+# No two whitespace runs touch (each pair is split by a required character), so a failed match backtracks
+# linearly: a hostile answer of padded keys costs microseconds, not seconds.
+_KEY_END = r"[\"'*]*\s*(?:\([^)\n]{0,20}\)\s*)?[:=]\s*(?:[\"'*]+\s*)?"
 _LAT_KEY = rf"(?i:\b(?:lat|latitude)\b{_KEY_END}|\blatitude\s+(?:is\s+|of\s+)?)"
 _LON_KEY = rf"(?i:\b(?:lon|lng|long|longitude)\b{_KEY_END}|\blongitude\s+(?:is\s+|of\s+)?)"
 _LATLON_KEY = rf"(?i:\blat(?:itude)?\s*[/,&]\s*(?:lon|lng|long|longitude)\b){_KEY_END}"
@@ -98,7 +100,7 @@ _NAME_KEY = r"(?i:\b(?P<field>country|region|state|province|city|town)\b)[\"'*]*
 # to a name, so a coordinate pair cannot hide inside one.
 _NAME_CHARS = r"[^\n\r\",;{}\[\]\d:=*]"
 _NAME_VALUE = rf"(?:\"(?P<nq>[^\"\n\d]{{1,80}})\"|'(?P<ns>[^'\n\d]{{1,80}})'|(?P<name>{_NAME_CHARS}{{1,80}}))"
-_PAIR_SEP = r"\s*[,;/]?\s*"
+_PAIR_SEP = r"\s*(?:[,;/]\s*)?"
 
 _ANSWER_RE = re.compile(
     # The lookahead rejects most positions (spaces, most letters) in one step before any alternative is tried.
@@ -106,7 +108,7 @@ _ANSWER_RE = re.compile(
     + "|".join(
         (
             rf"(?P<NAMED>{_NAME_KEY}{_NAME_VALUE})",
-            rf"(?P<LATLON>{_LATLON_KEY}[\[(]?\s*{_angle('a', '?')}\s*[,;/]\s*{_angle('b', '?')})",
+            rf"(?P<LATLON>{_LATLON_KEY}(?:[\[(]\s*)?{_angle('a', '?')}\s*[,;/]\s*{_angle('b', '?')})",
             rf"(?P<LAT>{_LAT_KEY}{_angle('c', '?')}(?P<cnext>{_LIST_NEXT})?)",
             rf"(?P<LON>{_LON_KEY}{_angle('d', '?')}(?P<dnext>{_LIST_NEXT})?)",
             rf"(?P<HEMI>{_angle('e', '!')}{_PAIR_SEP}{_angle('f', '!')})",
@@ -121,10 +123,10 @@ _NAME_EDGES = " \t'()"
 _DIGIT_RE = re.compile(r"\d")
 # The format the prompt asks for, matched whole: no room for a second pair, so no need for the general scan.
 _CANONICAL_RE = re.compile(
-    rf"\s*(?:Country:[ \t]*(?P<country>{_NAME_CHARS}{{1,80}})\n\s*)?"
-    rf"(?:Region:[ \t]*(?P<region>{_NAME_CHARS}{{1,80}})\n\s*)?"
-    rf"(?:City:[ \t]*(?P<city>{_NAME_CHARS}{{1,80}})\n\s*)?"
-    r"Latitude:[ \t]*(?P<lat>-?\d{1,2}(?:\.\d+)?)[ \t]*\n\s*Longitude:[ \t]*(?P<lon>-?\d{1,3}(?:\.\d+)?)\s*"
+    rf"\s*(?:Country:[ \t]?(?P<country>{_NAME_CHARS}{{1,80}})\n\s*)?"
+    rf"(?:Region:[ \t]?(?P<region>{_NAME_CHARS}{{1,80}})\n\s*)?"
+    rf"(?:City:[ \t]?(?P<city>{_NAME_CHARS}{{1,80}})\n\s*)?"
+    r"Latitude:[ \t]?(?P<lat>-?\d{1,2}(?:\.\d+)?)[ \t]?\n\s*Longitude:[ \t]?(?P<lon>-?\d{1,3}(?:\.\d+)?)\s*"
 )
 _FIELD = {"country": "country", "region": "region", "state": "region", "province": "region", "city": "city",
           "town": "city"}
