@@ -1,0 +1,67 @@
+"""Ask a geolocation model where photos were taken.
+
+    python -m open_r1.predict --model_name_or_path output/run1 --images photo.jpg
+    python -m open_r1.predict --model_name_or_path output/run1 --images n.jpg e.jpg s.jpg w.jpg   # one place
+    python -m open_r1.predict --model_name_or_path output/run1 --images holiday/ --json            # each photo
+
+Prints the model's reasoning, its coordinates, the place the offline geocoder finds there and a short
+summary (or, with --json, the same as a JSON list). The model is loaded and prompted exactly as in
+`open_r1.eval_geo`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from trl import TrlParser
+
+from open_r1.evaluation.arguments import ModelArguments, PredictArguments, SamplingArguments
+from open_r1.evaluation.describe import as_text, describe
+from open_r1.evaluation.generation import Sampling, geo_messages, with_images
+from open_r1.evaluation.harness import build_generator
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic"}
+
+
+def image_groups(paths: list[str]) -> list[list[str]]:
+    """One folder: each image in it alone (sorted). Otherwise: all the files are views of one place."""
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        files = sorted(str(p) for p in Path(paths[0]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"{paths[0]}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        return [[f] for f in files]
+    for path in paths:
+        if Path(path).is_dir():
+            raise ValueError(f"{path}: a folder among several paths; give one folder, or image files of one place")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: image not found")
+    return [list(paths)]
+
+
+def main(args: PredictArguments, model_args: ModelArguments, sampling_args: SamplingArguments) -> list[dict]:
+    groups = image_groups(args.images)
+    sampling = Sampling(sampling_args.max_new_tokens, sampling_args.temperature or 0.0, sampling_args.top_p, 1,
+                        sampling_args.seed)
+    generator = build_generator(model_args, sampling, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
+                                max_images=max(len(g) for g in groups), work_dir=Path(".cache/predict"))
+    predictions = []
+    for start in range(0, len(groups), sampling_args.batch_size):
+        batch = groups[start:start + sampling_args.batch_size]
+        conversations = [with_images(geo_messages(args.question, args.question_template), group, args.max_pixels,
+                                     where=group[0]) for group in batch]
+        for group, completions in zip(batch, generator(conversations)):
+            prediction = describe(completions[0], group)
+            predictions.append(prediction)
+            if not args.json:
+                print(as_text(prediction), end="\n\n", flush=True)
+    if args.json:
+        print(json.dumps(predictions, ensure_ascii=False, indent=2))
+    return predictions
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    parser = TrlParser((PredictArguments, ModelArguments, SamplingArguments))
+    main(*parser.parse_args_and_config())
