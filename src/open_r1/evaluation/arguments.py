@@ -70,6 +70,14 @@ class EvalArguments(DataArguments):
         metadata={"help": "evaluate only on the rows a training run with this --val_split_ratio and --seed held "
                   "out of these files"},
     )
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "smallest image area given to the vision tower (default: the model's own)"}
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": "largest image area given to the vision tower (default: the model's own, which a "
+                  "geo-r checkpoint saved from its training settings)"},
+    )
     output_dir: str = field(default="output/eval", metadata={"help": "where predictions.jsonl, metrics.json and "
                                                                         "the plots go; a rerun resumes there"})
     num_guesses: int = field(
@@ -104,8 +112,14 @@ class PredictArguments:
     question_template: str | None = field(
         default=None, metadata={"help": "text of the user turn ('{question}' is replaced); default: the geo template"}
     )
-    min_pixels: int = field(default=3136, metadata={"help": "smallest image area given to the vision tower"})
-    max_pixels: int = field(default=401408, metadata={"help": "largest image area given to the vision tower"})
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "smallest image area given to the vision tower (default: the model's own)"}
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": "largest image area given to the vision tower (default: the model's own, which a "
+                  "geo-r checkpoint saved from its training settings)"},
+    )
     json: bool = field(default=False, metadata={"help": "print JSON instead of text"})
 
     def __post_init__(self) -> None:

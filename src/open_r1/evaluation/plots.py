@@ -17,7 +17,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from open_r1.evaluation.metrics import FAILURE_KM, THRESHOLD_NAMES, THRESHOLDS_KM
-from open_r1.geo.geocode import _places
+from open_r1.geo.geocode import place_points
 
 MIN_KM = 0.1  # errors below this sit on the left edge of the log axis
 
@@ -87,8 +87,8 @@ def world_map(records: Sequence[Mapping[str, Any]], path: str | Path, title: str
     """True points, predicted points and the great-circle line between each pair, over GeoNames land."""
     fig = Figure(figsize=(12, 6.2), dpi=120)
     ax = fig.add_subplot()
-    table = _places()
-    ax.scatter(table.lon, table.lat, s=0.3, c="0.78", marker=".", linewidths=0, rasterized=True)
+    land_lat, land_lon = place_points()
+    ax.scatter(land_lon, land_lat, s=0.3, c="0.78", marker=".", linewidths=0, rasterized=True)
     parsed = [r for r in records if r["parsed"]]
     lines = [segment for r in parsed
              for segment in great_circle(r["true_lat"], r["true_lon"], r["pred_lat"], r["pred_lon"])]

@@ -85,6 +85,12 @@ def _places() -> _Table:
     return _table
 
 
+def place_points() -> tuple[np.ndarray, np.ndarray]:
+    """Latitudes and longitudes of every shipped GeoNames place (a dense, offline outline of inhabited land)."""
+    table = _places()
+    return table.lat, table.lon
+
+
 def nearest_places(lats, lons) -> tuple[np.ndarray, np.ndarray]:
     """Index into the place table of the nearest place to each point, and its distance in km.
 
