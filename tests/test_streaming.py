@@ -4,6 +4,7 @@ and the path through TRL's GRPO stream ordering and Accelerate's per-rank slicin
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import tarfile
 from collections import Counter
@@ -32,9 +33,9 @@ def many(tmp_path_factory):
     return f"{first}:{second}", str(root / "imgs")
 
 
-def ids(files, folders, **options):
+def ids(files, folders, limit=None, **options):
     options = {"decode_images": False, "chunk_bytes": 1024, **options}
-    return [row["id"] for row in iter_rows(files, folders, **options)]
+    return [row["id"] for row in itertools.islice(iter_rows(files, folders, **options), limit)]
 
 
 def test_rows_have_the_map_style_columns_and_values(demo_data):
@@ -207,28 +208,49 @@ def test_rows_consumed_matches_what_trl_reads(tmp_path, settings):
 
 
 @pytest.mark.slow
-def test_grpo_trains_on_a_streaming_dataset(tmp_path, tiny_model_dir, demo_data):
-    """TRL's GRPOTrainer takes the IterableDataset as it is (max_steps set, TRL's own shuffle off)."""
+def test_grpo_trains_on_the_stream_in_order_and_resumes_where_it_stopped(tmp_path, tiny_model_dir, demo_data):
+    """TRL's GRPOTrainer takes the IterableDataset as it is (max_steps set, TRL's own shuffle off); the rows it
+    rewards are the stream's rows in order, and a run resumed from a checkpoint with `start_row =
+    grpo_rows_consumed(step)` (and the Trainer's own batch skipping off) goes on with the next rows."""
     from trl import GRPOConfig, ModelConfig
 
-    from open_r1.rewards import build_reward_funcs
     from open_r1.training.grpo import build_grpo_trainer
     from open_r1.training.model import load_model, load_processor
 
     train, _, images = demo_data
-    args = GRPOConfig(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_completion_length=8,
-        max_steps=2, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0,
-        shuffle_dataset=False,
-    )
-    dataset = streaming_dataset(str(train), str(images), max_pixels=112 * 112, epochs=None, seed=0)
-    trainer = build_grpo_trainer(
-        load_model(ModelConfig(model_name_or_path=str(tiny_model_dir))),
-        load_processor(str(tiny_model_dir), min_pixels=3136, max_pixels=112 * 112),
-        build_reward_funcs(["format"], {}),
-        args,
-        train_dataset=dataset,
-    )
-    trainer.train()
-    assert trainer.state.global_step == 2
-    assert grpo_rows_consumed(2, args) == 4  # 2 generations of 4 completions / 2 per prompt
+    seen: list[str] = []
+
+    def record_ids(completions, id, **kwargs):  # reward functions receive every column of the rows
+        seen.extend(id)
+        return [0.0] * len(completions)
+
+    def run(max_steps: int, start_row: int, resume: str | None = None) -> list[str]:
+        seen.clear()
+        args = GRPOConfig(
+            output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_generations=2,
+            max_completion_length=4, max_steps=max_steps, logging_steps=1, save_steps=2, report_to=[],
+            use_cpu=True, bf16=False, seed=0, shuffle_dataset=False, ignore_data_skip=True,
+        )
+        dataset = streaming_dataset(str(train), str(images), max_pixels=56 * 56, epochs=None, seed=7, start_row=start_row)
+        trainer = build_grpo_trainer(
+            load_model(ModelConfig(model_name_or_path=str(tiny_model_dir))),
+            load_processor(str(tiny_model_dir), min_pixels=3136, max_pixels=56 * 56),
+            [record_ids], args, train_dataset=dataset,
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        assert trainer.state.global_step == max_steps
+        return list(dict.fromkeys(seen)), args
+
+    stream = ids(str(train), str(images), limit=8, seed=7, epochs=None, chunk_bytes=1 << 20)
+    first, args = run(max_steps=2, start_row=0)
+    assert first == stream[: grpo_rows_consumed(2, args)] == stream[:4]
+    resumed, args = run(max_steps=4, start_row=grpo_rows_consumed(2, args), resume=str(tmp_path / "run" / "checkpoint-2"))
+    assert resumed == stream[4: grpo_rows_consumed(4, args)] == stream[4:8]
+
+
+def test_a_stream_of_only_bad_rows_stops_instead_of_spinning(tmp_path):
+    make_images(tmp_path / "imgs", ["a.jpg"])
+    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, "gone.jpg"), geo_row(2, "gone.jpg")])
+    stream = iter_rows(str(data), str(tmp_path / "imgs"), skip_bad_rows=True, epochs=None)
+    with pytest.raises(DataError, match="every row of epoch 0 was bad"):
+        next(stream)

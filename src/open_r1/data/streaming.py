@@ -396,22 +396,28 @@ class RowStream:
             if epoch_rows and self.start_row - position >= epoch_rows:
                 position += epoch_rows  # a whole epoch before the resume point: no need to read it
                 continue
-            start = position
+            start, tried, good = position, 0, 0
             for ref in self._epoch_refs(epoch):
                 mine = self.world_size is None or position % self.world_size == self.rank
                 position += 1
                 if position <= self.start_row or not mine:
                     continue
+                tried += 1
                 try:
-                    yield self._row(ref)
+                    row = self._row(ref)
                 except DataError as err:
                     if not self.skip_bad_rows:
                         raise
                     self.skipped += 1
                     logger.warning("skipping bad row %d: %s", self.skipped, err)
+                    continue
+                good += 1
+                yield row
             epoch_rows = position - start
             if epoch_rows == 0:
                 raise DataError(f"no rows in {[s.path for s in self.sources]}")
+            if tried and not good:
+                raise DataError(f"every row of epoch {epoch} was bad ({tried} skipped); see the warnings above")
 
 
 def iter_rows(
@@ -427,8 +433,10 @@ def streaming_dataset(
     """An HF `IterableDataset` with the columns of `rows_to_dataset` + `with_images` (`prompt`, `images`,
     labels, `solution`, `id`, `source`, `image_paths`, `question`), read lazily; options as `RowStream`.
 
-    For GRPO training set `epochs=None` (the stream repeats, reshuffled each epoch, until `max_steps`) and
-    leave `rank`/`world_size` unset.
+    For GRPO training set `epochs=None` (the stream repeats, reshuffled each epoch, until `max_steps`), leave
+    `rank`/`world_size` unset, and set `GRPOConfig.shuffle_dataset=False`: the stream is shuffled already,
+    and TRL's own shuffle would hold 1,000 decoded rows (about 1.2 GB at 401,408 pixels) and break exact
+    resumption.
     """
     from datasets import IterableDataset
 
