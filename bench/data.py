@@ -130,7 +130,8 @@ def decode(paths: list[str], how: str, max_pixels: int) -> dict:
             image = Image.open(path).convert("RGB")
             if how == "raw+resize":
                 scale = (max_pixels / (image.width * image.height)) ** 0.5
-                image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+                size = (round(image.width * scale), round(image.height * scale))
+                image = image.resize(size, Image.Resampling.BICUBIC)
         sizes.add(image.size)
     seconds = time.perf_counter() - began
     return {"images": len(paths), "seconds": seconds, "sizes": sorted(sizes), "peak_rss_mb": peak_rss_mb()}

@@ -29,7 +29,9 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-OSV_HEADER = ["id", "latitude", "longitude", "thumb_original_url", "country", "sequence", "region", "sub-region", "city"]
+OSV_HEADER = [
+    "id", "latitude", "longitude", "thumb_original_url", "country", "sequence", "region", "sub-region", "city"
+]
 
 
 @pytest.fixture()

@@ -78,10 +78,12 @@ def test_shards_by_brace_pattern_become_rows_and_extracted_images(tmp_path, caps
 
 def test_a_missing_or_compressed_shard_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "o.jsonl"
-    assert convert_main(["webdataset", "--shards", str(tmp_path / "nope-{0..1}.tar"), "--out", str(out), "--quiet"]) == 2
+    missing = str(tmp_path / "nope-{0..1}.tar")
+    assert convert_main(["webdataset", "--shards", missing, "--out", str(out), "--quiet"]) == 2
     assert "nope-0.tar: shard not found" in capsys.readouterr().err
 
-    plain = write_shard(tmp_path / "a.tar", [{"__key__": "k", "jpg": jpeg_bytes((1, 2, 3)), "json": meta(lat=1, lon=2)}])
+    sample = {"__key__": "k", "jpg": jpeg_bytes((1, 2, 3)), "json": meta(lat=1, lon=2)}
+    plain = write_shard(tmp_path / "a.tar", [sample])
     packed = tmp_path / "b.tar"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert convert_main(["webdataset", "--shards", str(packed), "--out", str(out), "--quiet"]) == 2

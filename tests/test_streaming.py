@@ -136,7 +136,8 @@ def test_webdataset_shards_stream_next_to_jsonl_files(tmp_path, demo_data):
 
 def test_a_bad_row_is_located_or_skipped_and_counted(tmp_path, caplog):
     make_images(tmp_path / "imgs", ["a.jpg"])
-    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, "a.jpg"), geo_row(2, "gone.jpg"), "{oops", geo_row(4, "a.jpg")])
+    rows = [geo_row(1, "a.jpg"), geo_row(2, "gone.jpg"), "{oops", geo_row(4, "a.jpg")]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
     with pytest.raises(DataError, match=r"d\.jsonl:2: field 'image': file not found"):
         list(iter_rows(str(data), str(tmp_path / "imgs"), shuffle=False))
     rows = list(iter_rows(str(data), str(tmp_path / "imgs"), shuffle=False, skip_bad_rows=True))
@@ -207,6 +208,14 @@ def test_rows_consumed_matches_what_trl_reads(tmp_path, settings):
         assert grpo_rows_consumed(step, args) == len(set(used)) == (max(used) + 1 if used else 0)
 
 
+def test_a_stream_of_only_bad_rows_stops_instead_of_spinning(tmp_path):
+    make_images(tmp_path / "imgs", ["a.jpg"])
+    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, "gone.jpg"), geo_row(2, "gone.jpg")])
+    stream = iter_rows(str(data), str(tmp_path / "imgs"), skip_bad_rows=True, epochs=None)
+    with pytest.raises(DataError, match="every row of epoch 0 was bad"):
+        next(stream)
+
+
 @pytest.mark.slow
 def test_grpo_trains_on_the_stream_in_order_and_resumes_where_it_stopped(tmp_path, tiny_model_dir, demo_data):
     """TRL's GRPOTrainer takes the IterableDataset as it is (max_steps set, TRL's own shuffle off); the rows it
@@ -231,7 +240,9 @@ def test_grpo_trains_on_the_stream_in_order_and_resumes_where_it_stopped(tmp_pat
             max_completion_length=4, max_steps=max_steps, logging_steps=1, save_steps=2, report_to=[],
             use_cpu=True, bf16=False, seed=0, shuffle_dataset=False, ignore_data_skip=True,
         )
-        dataset = streaming_dataset(str(train), str(images), max_pixels=56 * 56, epochs=None, seed=7, start_row=start_row)
+        dataset = streaming_dataset(
+            str(train), str(images), max_pixels=56 * 56, epochs=None, seed=7, start_row=start_row
+        )
         trainer = build_grpo_trainer(
             load_model(ModelConfig(model_name_or_path=str(tiny_model_dir))),
             load_processor(str(tiny_model_dir), min_pixels=3136, max_pixels=56 * 56),
@@ -244,13 +255,6 @@ def test_grpo_trains_on_the_stream_in_order_and_resumes_where_it_stopped(tmp_pat
     stream = ids(str(train), str(images), limit=8, seed=7, epochs=None, chunk_bytes=1 << 20)
     first, args = run(max_steps=2, start_row=0)
     assert first == stream[: grpo_rows_consumed(2, args)] == stream[:4]
-    resumed, args = run(max_steps=4, start_row=grpo_rows_consumed(2, args), resume=str(tmp_path / "run" / "checkpoint-2"))
+    checkpoint = str(tmp_path / "run" / "checkpoint-2")
+    resumed, args = run(max_steps=4, start_row=grpo_rows_consumed(2, args), resume=checkpoint)
     assert resumed == stream[4: grpo_rows_consumed(4, args)] == stream[4:8]
-
-
-def test_a_stream_of_only_bad_rows_stops_instead_of_spinning(tmp_path):
-    make_images(tmp_path / "imgs", ["a.jpg"])
-    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, "gone.jpg"), geo_row(2, "gone.jpg")])
-    stream = iter_rows(str(data), str(tmp_path / "imgs"), skip_bad_rows=True, epochs=None)
-    with pytest.raises(DataError, match="every row of epoch 0 was bad"):
-        next(stream)

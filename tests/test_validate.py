@@ -98,7 +98,8 @@ def test_cli_summary_and_exit_codes(broken, demo_data, capsys):
     assert "label coverage: coordinates 100.0%, country 100.0%, region 0.0%, city 25.0%" in printed
 
     train, _, demo_images = demo_data
-    assert validate_main(["--data_file_paths", str(train), "--image_folders", str(demo_images), "--top_countries", "3"]) == 0
+    args = ["--data_file_paths", str(train), "--image_folders", str(demo_images), "--top_countries", "3"]
+    assert validate_main(args) == 0
     printed = capsys.readouterr().out
     assert "no problems found" in printed and "countries: 15 distinct" in printed
 

@@ -115,7 +115,10 @@ def _image_refs(raw: object) -> list[str]:
     return images if isinstance(images, list) and images and all(isinstance(i, str) and i for i in images) else []
 
 
-def _check_images(paths: list[str], rels: list[str], where: str, report: Report, decode: bool, max_pixels: int | None) -> bool:
+def _check_images(
+    paths: list[str], rels: list[str], where: str, report: Report, decode: bool, max_pixels: int | None
+) -> bool:
+    """Count and check a row's images; False when any is missing or unreadable."""
     clean = True
     for rel, path in zip(rels, paths):
         report.images += 1
@@ -197,7 +200,8 @@ def validate(
                 except DataError as err:
                     refs = _image_refs(raw)
                     report.add(_kind(str(err)), str(err))
-                    _check_images([os.path.join(folder, r) for r in refs], refs, where, report, decode_images, max_pixels)
+                    paths = [os.path.join(folder, r) for r in refs]
+                    _check_images(paths, refs, where, report, decode_images, max_pixels)
                     continue
                 rels = _image_refs(raw)
                 if not _check_images(row.image_paths, rels, where, report, decode_images, max_pixels):
@@ -216,7 +220,9 @@ def validate(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m open_r1.data.validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m open_r1.data.validate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data_file_paths", required=True, help="jsonl files separated by ':'")
     parser.add_argument("--image_folders", required=True, help="image folders paired by position, separated by ':'")

@@ -26,11 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name in FORMATS:
         module = _module(name)
         sub = formats.add_parser(
-            name, help=module.DESCRIPTION, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+            name,
+            help=module.DESCRIPTION,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
         sub.add_argument("--out", required=True, help="the jsonl to write")
-        sub.add_argument("--question", default=DEFAULT_GEO_QUESTION, help=f"the human turn (default {DEFAULT_GEO_QUESTION!r})")
+        sub.add_argument(
+            "--question", default=DEFAULT_GEO_QUESTION, help=f"the human turn (default {DEFAULT_GEO_QUESTION!r})"
+        )
         sub.add_argument("--no_fill_names", action="store_true", help="leave missing country/region/city empty")
         sub.add_argument(
             "--sft_targets", action="store_true",
@@ -66,7 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not summary.written:
         print("error: no rows were written", file=sys.stderr)
         return 1
-    print(f"check it with: python -m open_r1.data.validate --data_file_paths {summary.out} --image_folders {summary.image_folder}")
+    print(
+        "check it with: python -m open_r1.data.validate "
+        f"--data_file_paths {summary.out} --image_folders {summary.image_folder}"
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ def read_table(
 
     Columns in `required` must exist; the others are used when the header has them.
     """
+    columns = dataclasses.replace(columns)  # absent optional columns are dropped from this copy
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         header = reader.fieldnames or []

@@ -83,7 +83,9 @@ def photo_records(folder: str, files: list[str], heif: bool) -> Iterator[Record 
         if lat == 0.0 and lon == 0.0:
             yield Skip("photos with GPS 0,0 (a camera without a fix)", path)
             continue
-        yield Record(id=rel, images=[rel], lat=lat, lon=lon, where=path, coordinate_fields=("GPSLatitude", "GPSLongitude"))
+        yield Record(
+            id=rel, images=[rel], lat=lat, lon=lon, where=path, coordinate_fields=("GPSLatitude", "GPSLongitude")
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,5 +98,6 @@ def read(args: argparse.Namespace) -> tuple[Iterator[Record | Skip], str, int]:
     files = []
     for dirpath, dirnames, filenames in os.walk(args.photos):
         dirnames.sort()
-        files.extend(os.path.relpath(os.path.join(dirpath, n), args.photos) for n in sorted(filenames) if not n.startswith("."))
+        names = [n for n in sorted(filenames) if not n.startswith(".")]
+        files.extend(os.path.relpath(os.path.join(dirpath, n), args.photos) for n in names)
     return photo_records(args.photos, files, heif_available()), args.photos, len(files)

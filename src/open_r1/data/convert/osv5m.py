@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from open_r1.data.convert.csv_table import Columns, add_table_arguments, table_source
 from open_r1.data.convert.writer import Record, Skip
 
-DEFAULTS = Columns(image="id", lat="latitude", lon="longitude", id="id", country="country", region="region", city="city")
+DEFAULTS = Columns(
+    image="id", lat="latitude", lon="longitude", id="id", country="country", region="region", city="city"
+)
 DESCRIPTION = "OpenStreetView-5M: train.csv/test.csv plus the image folders (<id>.jpg in 00/, 01/, ...)"
 
 

@@ -26,7 +26,9 @@ DESCRIPTION = "WebDataset tar shards (image + json with lat/lon per sample); ima
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", nargs="+", required=True, help="shard paths or brace patterns (a-{000..009}.tar)")
-    parser.add_argument("--images_out", default=None, help="folder for the extracted images (default: images/ next to --out)")
+    parser.add_argument(
+        "--images_out", default=None, help="folder for the extracted images (default: images/ next to --out)"
+    )
     parser.add_argument("--swap_latlon", action="store_true", help="the samples' lat and lon values are swapped")
 
 

@@ -1,4 +1,5 @@
-r"""`yfcc4k`: the YFCC4K test set, from `yfcc4k_places365.csv` (columns `IMG_ID`, `LAT`, `LON`, ...) and its image folder.
+r"""`yfcc4k`: the YFCC4K test set, from `yfcc4k_places365.csv` (columns `IMG_ID`, `LAT`, `LON`, ...) and its
+image folder.
 
 Images are found at `IMG_ID` below `--images`, with an extension added or by file name when the table gives
 bare photo ids. Like every table converter, impossible latitudes stop the run with a `--swap_latlon` hint.
