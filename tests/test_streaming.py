@@ -182,6 +182,22 @@ def test_grpo_stream_keeps_prompt_groups_whole_and_ranks_disjoint(many):
     assert all(per_rank[r][s] == per_rank[r][s + 1] for r in range(2) for s in (0, 2, 4, 6))
 
 
+def test_trl_repeats_share_decoded_images_instead_of_copying_them(demo_data):
+    """TRL deep-copies each record once per generation and repeat; the pixels are shared, the rest copied."""
+    from trl.trainer.utils import repeat_iterable_dataset
+
+    train, _, images = demo_data
+    dataset = streaming_dataset(str(train), str(images), max_pixels=MAX_PIXELS, seed=0)
+    repeated = repeat_iterable_dataset(dataset, mini_repeat_count=4, batch_size=2, repeat_count=2)
+    rows = list(itertools.islice(repeated, 16))  # 2 prompts x 4 generations x 2 repeats
+    assert len({row["id"] for row in rows}) == 2
+    for row in rows:
+        twin = next(r for r in rows if r["id"] == row["id"])
+        assert all(a is b for a, b in zip(row["images"], twin["images"]))
+        assert isinstance(row["images"][0], Image.Image) and row["images"][0].mode == "RGB"
+    assert rows[0]["prompt"] == rows[1]["prompt"] and rows[0]["prompt"] is not rows[1]["prompt"]
+
+
 @pytest.mark.parametrize("settings", [
     dict(per_device_train_batch_size=4, num_generations=2, gradient_accumulation_steps=2),
     dict(per_device_train_batch_size=2, num_generations=2, gradient_accumulation_steps=3, steps_per_generation=2),
