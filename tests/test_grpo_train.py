@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,18 @@ def test_no_learning_signal_is_reported_loudly(tmp_path, tiny_model_dir, caplog)
             max_steps=3,
         )
     assert "NO LEARNING SIGNAL" in caplog.text
+
+
+def test_streaming_run_trains_from_a_lazy_stream(tmp_path, tiny_model_dir):
+    out = run_main(
+        tmp_path, tiny_model_dir, script={"streaming": True, "max_rows": None}, max_steps=2,
+        save_strategy="steps", save_steps=2,
+    )
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    assert [h["reward"] for h in state["log_history"] if "reward" in h], "no reward logged"
+
+
+def test_streaming_refuses_a_run_without_max_steps(tmp_path, tiny_model_dir):
+    with pytest.raises(ValueError, match="--streaming .* set --max_steps"):
+        run_main(tmp_path, tiny_model_dir, script={"streaming": True}, max_steps=-1, num_train_epochs=1)

@@ -17,7 +17,7 @@ from PIL import Image
 from open_r1.answer_format import render_answer
 from open_r1.data import DataError, load_rows
 from open_r1.data.dataset import rows_to_dataset, with_images
-from open_r1.data.images import load_image
+from open_r1.data.images import OVERSIZE_FACTOR, load_image
 from open_r1.data.streaming import grpo_rows_consumed, iter_rows, streaming_dataset
 
 MAX_PIXELS = 56 * 56
@@ -129,7 +129,7 @@ def test_webdataset_shards_stream_next_to_jsonl_files(tmp_path, demo_data):
     same_file = tmp_path / "1-2.jpg"
     same_file.write_bytes(jpeg((120, 100, 20)))
     expected = load_image(str(same_file), MAX_PIXELS)  # decoded and bounded exactly as a jsonl row's image
-    assert row["images"][0].size == expected.size and expected.width * expected.height <= MAX_PIXELS * 1.05
+    assert row["images"][0].size == expected.size and expected.width * expected.height <= MAX_PIXELS * OVERSIZE_FACTOR
     assert np.array_equal(np.asarray(row["images"][0]), np.asarray(expected))
     assert "Where was this photo taken?" in row["prompt"][0]["content"]
 

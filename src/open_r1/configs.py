@@ -31,6 +31,11 @@ class DataArguments:
     max_pixels: int = field(default=401408, metadata={"help": "largest image area given to the vision tower"})
     val_split_ratio: float = field(default=0.0, metadata={"help": "share of rows held out for evaluation"})
     max_rows: int | None = field(default=None, metadata={"help": "read at most this many rows (debugging)"})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "read rows lazily with a shuffle buffer (millions of rows, WebDataset shards); needs "
+                  "--max_steps"},
+    )
 
 
 @dataclass

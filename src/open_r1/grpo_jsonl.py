@@ -15,8 +15,7 @@ import logging
 from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import GRPOScriptArguments
-from open_r1.data import load_rows
-from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_images
+from open_r1.data.grpo_data import grpo_datasets
 from open_r1.rewards import build_reward_funcs, load_reward_module
 from open_r1.training.grpo import build_grpo_trainer, resume_checkpoint
 from open_r1.training.model import load_model, load_processor
@@ -25,10 +24,8 @@ logger = logging.getLogger(__name__)
 
 
 def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
-    rows = load_rows(script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows)
-    dataset = rows_to_dataset(rows, script_args.question_template)
-    train_dataset, eval_dataset = split_for_validation(dataset, script_args.val_split_ratio, training_args.seed)
-    logger.info("%d training rows, %d held out", len(train_dataset), len(eval_dataset) if eval_dataset else 0)
+    resume_from = resume_checkpoint(training_args)
+    train_dataset, eval_dataset = grpo_datasets(script_args, training_args, resume_from)
 
     if script_args.reward_module:
         load_reward_module(script_args.reward_module)
@@ -48,11 +45,11 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         processor,
         reward_funcs,
         training_args,
-        train_dataset=with_images(train_dataset, script_args.max_pixels),
-        eval_dataset=with_images(eval_dataset, script_args.max_pixels) if eval_dataset else None,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         processor.save_pretrained(training_args.output_dir)

@@ -22,6 +22,7 @@ from typing import Any
 
 IMAGE_TAG = "<image>"
 LABEL_FIELDS = ("country", "region", "city")
+KNOWN_FIELDS = frozenset({"id", "image", "images", "conversations", "lat", "lon", *LABEL_FIELDS})
 
 
 class DataError(ValueError):
@@ -153,7 +154,7 @@ def parse_row(raw: Any, where: str, image_folder: str, check_images: bool = True
     for key in LABEL_FIELDS:
         value = raw.get(key)
         labels[key] = str(value).strip() if value not in (None, "") else None
-    extra = {k: v for k, v in raw.items() if k not in {"id", "image", "images", "conversations", "lat", "lon", *LABEL_FIELDS}}
+    extra = {k: v for k, v in raw.items() if k not in KNOWN_FIELDS}
     row_id = raw.get("id")
     return Row(
         id=str(row_id) if row_id is not None else where,

@@ -1,0 +1,64 @@
+"""The datasets a GRPO run trains and evaluates on: in memory (validated rows) or streamed (for sets too large
+to hold), chosen by `--streaming`. One place decides, so the entry script only asks for them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from datasets import Dataset, IterableDataset
+from trl import GRPOConfig
+
+from open_r1.configs import DataArguments
+from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_images
+from open_r1.data.jsonl import load_rows
+
+logger = logging.getLogger(__name__)
+
+
+def _resumed_step(checkpoint: str | None) -> int:
+    if not checkpoint:
+        return 0
+    return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
+
+
+def grpo_datasets(
+    data_args: DataArguments, training_args: GRPOConfig, resume_from: str | None = None
+) -> tuple[Dataset | IterableDataset, Dataset | None]:
+    """(train, eval) datasets with decoded images on access; eval is None without --val_split_ratio."""
+    if not data_args.streaming:
+        rows = load_rows(data_args.data_file_paths, data_args.image_folders, max_rows=data_args.max_rows)
+        train, held_out = split_for_validation(
+            rows_to_dataset(rows, data_args.question_template), data_args.val_split_ratio, training_args.seed
+        )
+        logger.info("%d training rows, %d held out", len(train), len(held_out) if held_out else 0)
+        return with_images(train, data_args.max_pixels), with_images(held_out, data_args.max_pixels) if held_out else None
+
+    from open_r1.data.streaming import grpo_rows_consumed, streaming_dataset
+    from open_r1.data.validate import validate
+
+    if training_args.max_steps <= 0:
+        raise ValueError("--streaming reads rows lazily and has no length: set --max_steps")
+    if data_args.val_split_ratio:
+        raise ValueError("--streaming cannot hold rows out: evaluate on a separate file with open_r1.eval_geo")
+    with training_args.main_process_first(desc="validating the data", local=False):
+        if training_args.process_index == 0:  # the same checks as in memory, without decoding any image
+            validate(data_args.data_file_paths, data_args.image_folders).raise_for_errors()
+    # the stream is shuffled already; TRL's own buffer would hold decoded rows and break exact resumption,
+    # and the Trainer's batch skipping on resume would decode every consumed row again
+    training_args.shuffle_dataset = False
+    training_args.ignore_data_skip = True
+    start_row = grpo_rows_consumed(_resumed_step(resume_from), training_args)
+    if start_row:
+        logger.info("streaming resumes at row %d", start_row)
+    train = streaming_dataset(
+        data_args.data_file_paths,
+        data_args.image_folders,
+        question_template=data_args.question_template,
+        max_pixels=data_args.max_pixels,
+        epochs=None,
+        seed=training_args.seed,
+        start_row=start_row,
+    )
+    return train, None
