@@ -5,8 +5,8 @@
 #   MODEL=Qwen/Qwen2.5-VL-7B-Instruct NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_scripts/run_grpo_rec.sh
 #   bash run_scripts/run_grpo_rec.sh --max_steps 500 --learning_rate 2e-6   # extra flags go to grpo_jsonl.py
 #
-# With no GPU and no MODEL given, it runs the embedded default on the CPU: it builds the tiny Qwen2.5-VL if
-# missing and trains on the shipped demo data with 2 processes under ZeRO-3.
+# With no GPU, it runs on the CPU with 2 processes under ZeRO-3 (data_config/demo.yaml); with no MODEL either,
+# that is the embedded default: it builds the tiny Qwen2.5-VL if missing and trains on the shipped demo data.
 # Every setting is an environment variable:
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),
 #   DS_CONFIG, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, REPORT_TO
@@ -15,10 +15,14 @@ REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_HOME"
 source "$REPO_HOME/run_scripts/common.sh"
 
-if [[ -z "${MODEL:-}" ]] && ! has_gpu; then
-  echo "[geo-r] no GPU and no MODEL: running the embedded default (tiny Qwen2.5-VL, demo data, 2 CPU processes, ZeRO-3)"
-  MODEL="${TINY_MODEL_DIR:-$REPO_HOME/.cache/tiny-qwen2.5-vl}"
-  "$PYTHON" -m open_r1.tiny_model --out "$MODEL"
+if ! has_gpu; then
+  if [[ -z "${MODEL:-}" ]]; then
+    echo "[geo-r] no GPU and no MODEL: running the embedded default (tiny Qwen2.5-VL, demo data, 2 CPU processes, ZeRO-3)"
+    MODEL="${TINY_MODEL_DIR:-$REPO_HOME/.cache/tiny-qwen2.5-vl}"
+    "$PYTHON" -m open_r1.tiny_model --out "$MODEL"
+  else
+    echo "[geo-r] no GPU: training $MODEL on the CPU (2 processes, ZeRO-3)"
+  fi
   CONFIG="${CONFIG:-$REPO_HOME/data_config/demo.yaml}"
   DATA_PATHS="${DATA_PATHS:-$REPO_HOME/data/demo/train.jsonl}"
   IMAGE_FOLDERS="${IMAGE_FOLDERS:-$REPO_HOME/data/demo/images}"
