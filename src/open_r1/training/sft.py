@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -87,6 +88,19 @@ def build_sft_trainer(
     )
 
 
+@contextmanager
+def _without_zero3() -> Iterator[None]:
+    """Let `from_pretrained` load plain, unpartitioned weights while a ZeRO-3 run is configured."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    saved = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = saved
+
+
 def save_for_grpo(trainer: SFTTrainer, processor: ProcessorMixin, model_args: ModelConfig, args: SFTConfig) -> None:
     """Save a checkpoint that `grpo_jsonl.py --model_name_or_path <args.output_dir>` loads directly: full weights and
     the processor. A LoRA run keeps its adapter in `output_dir/adapter` and writes the merged model; the base
@@ -100,7 +114,8 @@ def save_for_grpo(trainer: SFTTrainer, processor: ProcessorMixin, model_args: Mo
         adapter_dir = os.path.join(output_dir, "adapter")
         trainer.save_model(adapter_dir)  # gathers ZeRO-3 shards on every rank
         if trainer.accelerator.is_main_process:
-            base = load_model(model_args, trust_remote_code=args.trust_remote_code)
+            with _without_zero3():  # one process loads whole weights; ZeRO-3 would wait for the other ranks
+                base = load_model(model_args, args)
             merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
             merged.save_pretrained(output_dir)
             logger.info("LoRA adapter in %s, merged model in %s", adapter_dir, output_dir)

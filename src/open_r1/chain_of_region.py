@@ -1,0 +1,150 @@
+"""Chain-of-Region SFT targets: short, rule-based completions in exactly the format GRPO rewards.
+
+A warm start only has to teach the output format and the habit of narrowing down a place, so a target is
+built from the row's labels alone: a `<think>` chain continent -> country -> region -> city and an
+`<answer>` with the names and coordinates, assembled with `answer_format.wrap` / `render_answer` so it
+cannot drift from what the format reward checks. Labels the row lacks come from the offline reverse
+geocoder. The phrasing is picked per row from a few templates by a stable hash of the row id, so a model
+learns the structure rather than one sentence, and the same row always gets the same target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from open_r1.answer_format import render_answer, wrap
+from open_r1.data.jsonl import DataError, Row
+
+logger = logging.getLogger(__name__)
+
+TARGET_CHAIN_OF_REGION = "chain_of_region"
+TARGET_ANSWER = "answer"
+TARGET_CHOICES = (TARGET_CHAIN_OF_REGION, TARGET_ANSWER)
+# The nearest GeoNames place names a gap only when it is this close: a point at sea or in a desert is not
+# "in" a city hundreds of km away, and a wrong label teaches the model a wrong chain.
+CITY_FILL_KM = 50.0
+REGION_FILL_KM = 300.0
+
+# Each phrasing names every known level in order, coarse to fine; `{steps}` joins the levels after the first.
+_OPENERS = (
+    "The scene points to {continent}.",
+    "This looks like {continent}.",
+    "Start with the continent: {continent}.",
+    "Broadly, this is {continent}.",
+)
+_STEP_JOINERS = (
+    ("Within it, {country}", ", region {region}", ", city {city}"),
+    ("Narrowing down: {country}", ", then {region}", ", then {city}"),
+    ("The country is {country}", ", the region {region}", ", the city {city}"),
+    ("More precisely {country}", ", in {region}", ", around {city}"),
+)
+
+
+@dataclass(frozen=True)
+class RegionLabels:
+    """The place levels of a target: coordinates plus the names shown (None where unknown)."""
+
+    lat: float
+    lon: float
+    continent: str | None
+    country: str | None
+    region: str | None
+    city: str | None
+
+
+def _field(row: Row | Mapping[str, Any], name: str) -> Any:
+    return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
+
+
+def _clean(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def resolve_labels(row: Row | Mapping[str, Any]) -> RegionLabels:
+    """The row's labels with the gaps filled offline: missing country/region/city from the nearest GeoNames
+    place (when it is close enough, and region and city only when it lies in the row's country, so a border
+    never mixes two countries), the continent from the country, and country codes shown as names."""
+    from open_r1.geo import continent_of, country_code, country_name, haversine_km, reverse_geocode
+
+    lat, lon = _field(row, "lat"), _field(row, "lon")
+    if lat is None or lon is None:
+        raise DataError(f"{_field(row, 'source') or _field(row, 'id')}: no coordinates for a Chain-of-Region target")
+    lat, lon = float(lat), float(lon)
+    country, region, city = (_clean(_field(row, k)) for k in ("country", "region", "city"))
+    if country is None or region is None or city is None:
+        place = reverse_geocode([lat], [lon])[0]
+        km = float(haversine_km(lat, lon, place.lat, place.lon)) if place is not None else float("inf")
+        if km <= REGION_FILL_KM:
+            same = country is None or country_code(country) == place.country
+            country = country or place.country
+            if same:
+                region = region or _clean(place.region)
+                city = city or (_clean(place.city) if km <= CITY_FILL_KM else None)
+    code = country_code(country) if country else None
+    shown = (country_name(code) if code else None) or country
+    return RegionLabels(lat, lon, continent_of(code) if code else None, shown, region, city)
+
+
+def phrasing_index(key: str, n: int) -> int:
+    """A stable choice in range(n) from a row key (Python's `hash` is salted per process, so not that)."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % n
+
+
+def region_chain(labels: RegionLabels, key: str) -> str:
+    """The `<think>` body: the known levels from continent to city, in one of a few phrasings."""
+    i = phrasing_index(key, len(_OPENERS) * len(_STEP_JOINERS))
+    opener, templates = _OPENERS[i % len(_OPENERS)], _STEP_JOINERS[i // len(_OPENERS)]
+    parts = [opener.format(continent=labels.continent)] if labels.continent else []
+    values = (("country", labels.country), ("region", labels.region), ("city", labels.city))
+    steps = "".join(t.format(**{name: v}) for t, (name, v) in zip(templates, values) if v).lstrip(", ")
+    if steps:
+        parts.append(steps[0].upper() + steps[1:] + ".")
+    if not parts:
+        parts.append("No place names are known, so I answer with coordinates only.")
+    return " ".join(parts)
+
+
+def chain_of_region_target(row_or_labels: Row | Mapping[str, Any] | RegionLabels, key: str | None = None) -> str:
+    """A complete SFT completion for a labelled row: `<think>` region chain, `<answer>` names + coordinates.
+
+    `key` picks the phrasing (default: the row's id); a `RegionLabels` is used as given, anything else is
+    resolved with `resolve_labels` first.
+    """
+    labels = row_or_labels if isinstance(row_or_labels, RegionLabels) else resolve_labels(row_or_labels)
+    if key is None:
+        key = "" if isinstance(row_or_labels, RegionLabels) else str(_field(row_or_labels, "id") or "")
+    answer = render_answer(labels.lat, labels.lon, labels.country, labels.region, labels.city)
+    return wrap(region_chain(labels, key), answer)
+
+
+def sft_target(row: Row, targets: str = TARGET_CHAIN_OF_REGION) -> str:
+    """The assistant turn SFT trains on for a row.
+
+    `chain_of_region`: the generated target for rows with coordinates; rows without coordinates (non-geo
+    tasks mixed into the data) keep their own answer. `answer`: the row's own gpt answer, as written.
+    """
+    if targets not in TARGET_CHOICES:
+        raise ValueError(f"targets must be one of {TARGET_CHOICES}, got {targets!r}")
+    if targets == TARGET_CHAIN_OF_REGION and row.lat is not None:
+        return chain_of_region_target(row)
+    if not row.solution.strip():
+        raise DataError(
+            f"{row.source}: no gpt answer to train on"
+            + (" and no coordinates for a Chain-of-Region target" if targets == TARGET_CHAIN_OF_REGION else "")
+        )
+    return row.solution
+
+
+def sft_targets(rows: Sequence[Row], targets: str = TARGET_CHAIN_OF_REGION) -> list[str]:
+    """`sft_target` for every row, logging how many rows kept their own answer."""
+    out = [sft_target(row, targets) for row in rows]
+    if targets == TARGET_CHAIN_OF_REGION:
+        own = sum(row.lat is None for row in rows)
+        if own:
+            logger.info("%d of %d rows have no coordinates and train on their own answer", own, len(rows))
+    return out

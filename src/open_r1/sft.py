@@ -1,0 +1,58 @@
+"""Supervised warm start of Qwen2.5-VL before GRPO, with TRL's own SFTTrainer (no second framework needed).
+
+    python -m open_r1.sft --config data_config/sft_demo.yaml
+    python -m open_r1.sft --model_name_or_path Qwen/Qwen2.5-VL-3B-Instruct \
+        --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a/:imgs_b/ --output_dir output/sft [--use_peft]
+    torchrun --nproc_per_node 8 src/open_r1/sft.py --deepspeed local_scripts/zero3.json ...
+
+Trains on Chain-of-Region targets (or the rows' own answers with --targets answer) behind the same prompts
+GRPO uses, and saves model + processor to --output_dir, which `grpo_jsonl.py --model_name_or_path` loads
+as it is (a LoRA run is merged into the base weights first).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
+
+from open_r1.data import load_rows
+from open_r1.data.dataset import split_for_validation, with_images
+from open_r1.training.grpo import resume_checkpoint
+from open_r1.training.model import load_model, load_processor
+from open_r1.training.sft import SFTScriptArguments, build_sft_trainer, save_for_grpo, sft_dataset
+
+logger = logging.getLogger(__name__)
+
+
+def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+    rows = load_rows(script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows)
+    dataset = sft_dataset(rows, script_args.targets, script_args.question_template)
+    train_dataset, eval_dataset = split_for_validation(dataset, script_args.val_split_ratio, training_args.seed)
+    logger.info("%d training rows, %d held out", len(train_dataset), len(eval_dataset) if eval_dataset else 0)
+
+    processor = load_processor(
+        model_args.model_name_or_path,
+        min_pixels=script_args.min_pixels,
+        max_pixels=script_args.max_pixels,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    model = load_model(model_args, training_args, freeze_vision_modules=script_args.freeze_vision_modules)
+
+    trainer = build_sft_trainer(
+        model,
+        processor,
+        training_args,
+        train_dataset=with_images(train_dataset, script_args.max_pixels),
+        eval_dataset=with_images(eval_dataset, script_args.max_pixels) if eval_dataset else None,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    save_for_grpo(trainer, processor, model_args, training_args)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    main(*parser.parse_args_and_config())
