@@ -1,9 +1,13 @@
 """How fast does SFT on Chain-of-Region targets teach the output format? Prints held-out loss, parse rate
 (`geo.parse_answer` finds one coordinate pair) and mean format score of greedy completions as training goes.
 
-    .venv/bin/python bench/sft_learning.py                         # tiny model, demo data, CPU
-    .venv/bin/python bench/sft_learning.py --steps 300 --eval_at 0 50 100 200 300 --lr 2e-3
-    .venv/bin/python bench/sft_learning.py --model Qwen/Qwen2.5-VL-3B-Instruct --no_cpu --eval_rows 48
+    .venv/bin/python bench/sft_learning.py                         # tiny model, demo data, CPU (~15-25 min)
+    .venv/bin/python bench/sft_learning.py --steps 60 --eval_at 0 20 40 60
+    .venv/bin/python bench/sft_learning.py --model Qwen/Qwen2.5-VL-3B-Instruct --no_cpu --lr 1e-5 --eval_rows 48
+
+On the demo set the tiny model (random weights) writes the full format only after about 150 steps of 4 rows:
+its held-out loss falls from 11.9 to about 0.9, and the share of greedy completions whose answer parses goes
+from 0 at step 100 to all of them at step 150 (the names it writes do not yet agree with each other).
 """
 
 from __future__ import annotations
@@ -54,13 +58,13 @@ def main() -> None:
     parser.add_argument("--test", default=str(REPO / "data/demo/test.jsonl"))
     parser.add_argument("--images", default=str(REPO / "data/demo/images"))
     parser.add_argument("--targets", default="chain_of_region", choices=["chain_of_region", "answer"])
-    parser.add_argument("--steps", type=int, default=120)
-    parser.add_argument("--eval_at", type=int, nargs="*", default=[0, 30, 60, 120])
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--eval_at", type=int, nargs="*", default=[0, 100, 150])
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--max_pixels", type=int, default=12544)
     parser.add_argument("--eval_rows", type=int, default=16)
-    parser.add_argument("--max_new_tokens", type=int, default=112)
+    parser.add_argument("--max_new_tokens", type=int, default=128)
     parser.add_argument("--no_cpu", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -107,7 +111,7 @@ def main() -> None:
             print(
                 f"step {step:4d}  held-out loss {loss:7.3f}  parse rate {figures['parse_rate']:.2f}  "
                 f"format score {figures['format_score']:.2f}  ({time.perf_counter() - start:.0f} s)\n"
-                f"           e.g. {figures['example'][:160]!r}",
+                f"           e.g. {figures['example']!r}",
                 flush=True,
             )
 

@@ -2,7 +2,7 @@
 learns, and its checkpoint (full or LoRA-merged) is what GRPO starts from.
 
 How many steps the tiny model needs before greedy completions parse is measured by bench/sft_learning.py
-(about a hundred on the demo set: minutes on a CPU, too long for the suite)."""
+(about 150 steps of 4 rows on the demo set: a quarter of an hour on a CPU, too long for the suite)."""
 
 from __future__ import annotations
 

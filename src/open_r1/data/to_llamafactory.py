@@ -46,7 +46,7 @@ class ExportArguments:
     )
     dataset_name: str = field(default="geo_r_sft", metadata={"help": "the dataset's name in dataset_info.json"})
     question_template: str | None = field(
-        default=None, metadata={"help": "the same --question_template given to GRPO (default: GRPO's default)"}
+        default=None, metadata={"help": "the same --question_template given to GRPO (unset: GRPO's default prompt)"}
     )
     max_rows: int | None = field(default=None, metadata={"help": "export at most this many rows"})
 
