@@ -17,10 +17,14 @@ REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_HOME"
 source "$REPO_HOME/run_scripts/common.sh"
 
-if [[ -z "${MODEL:-}" ]] && ! has_gpu; then
-  echo "[geo-r] no GPU and no MODEL: running the embedded default (tiny Qwen2.5-VL, demo data, 2 CPU processes, ZeRO-3)"
-  MODEL="${TINY_MODEL_DIR:-$REPO_HOME/.cache/tiny-qwen2.5-vl}"
-  "$PYTHON" -m open_r1.tiny_model --out "$MODEL"
+if ! has_gpu; then
+  if [[ -z "${MODEL:-}" ]]; then
+    echo "[geo-r] no GPU and no MODEL: running the embedded default (tiny Qwen2.5-VL, demo data, 2 CPU processes, ZeRO-3)"
+    MODEL="${TINY_MODEL_DIR:-$REPO_HOME/.cache/tiny-qwen2.5-vl}"
+    "$PYTHON" -m open_r1.tiny_model --out "$MODEL"
+  else
+    echo "[geo-r] no GPU: training $MODEL on the CPU (2 processes, ZeRO-3)"
+  fi
   CONFIG="${CONFIG:-$REPO_HOME/data_config/sft_demo.yaml}"
   DATA_PATHS="${DATA_PATHS:-$REPO_HOME/data/demo/train.jsonl}"
   IMAGE_FOLDERS="${IMAGE_FOLDERS:-$REPO_HOME/data/demo/images}"

