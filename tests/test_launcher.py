@@ -36,7 +36,8 @@ def final_step(folder) -> int:
 
 def test_two_process_zero3_run_checkpoints_learns_and_resumes(tmp_path, tiny_model_dir):
     out = tmp_path / "run"
-    dense = ["--reward_funcs", "distinct_chars", "--reward_module", "tests/fixtures/dense_reward.py", "--max_completion_length", "16"]
+    dense = ["--reward_funcs", "distinct_chars", "--reward_weights", "1.0", "--reward_module", "tests/fixtures/dense_reward.py",
+             "--max_completion_length", "16", "--per_device_train_batch_size", "4", "--num_generations", "4"]
     log = launch(out, "--max_steps", "2", "--save_steps", "2", *dense)
     assert "embedded default" in log
     assert "'reward':" in log or '"reward":' in log, "no reward was logged"

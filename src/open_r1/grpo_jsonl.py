@@ -18,7 +18,7 @@ from open_r1.configs import GRPOScriptArguments
 from open_r1.data.grpo_data import grpo_datasets
 from open_r1.rewards import build_reward_funcs, load_reward_module
 from open_r1.training.grpo import build_grpo_trainer, resume_checkpoint
-from open_r1.training.model import load_model, load_processor
+from open_r1.training.model import load_model_and_processor
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +31,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         load_reward_module(script_args.reward_module)
     reward_funcs = build_reward_funcs(script_args.reward_funcs, vars(script_args))
 
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=script_args.min_pixels,
-        max_pixels=script_args.max_pixels,
-        revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-    )
-    model = load_model(model_args, training_args, freeze_vision_modules=script_args.freeze_vision_modules)
+    model, processor = load_model_and_processor(model_args, training_args, script_args)
 
     trainer = build_grpo_trainer(
         model,

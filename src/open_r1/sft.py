@@ -19,7 +19,7 @@ from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 from open_r1.data import load_rows
 from open_r1.data.dataset import split_for_validation, with_images
 from open_r1.training.grpo import resume_checkpoint
-from open_r1.training.model import load_model, load_processor
+from open_r1.training.model import load_model_and_processor
 from open_r1.training.sft import SFTScriptArguments, build_sft_trainer, save_for_grpo, sft_dataset
 
 logger = logging.getLogger(__name__)
@@ -33,14 +33,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     train_dataset, eval_dataset = split_for_validation(dataset, script_args.val_split_ratio, training_args.seed)
     logger.info("%d training rows, %d held out", len(train_dataset), len(eval_dataset) if eval_dataset else 0)
 
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=script_args.min_pixels,
-        max_pixels=script_args.max_pixels,
-        revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-    )
-    model = load_model(model_args, training_args, freeze_vision_modules=script_args.freeze_vision_modules)
+    model, processor = load_model_and_processor(model_args, training_args, script_args)
 
     trainer = build_sft_trainer(
         model,

@@ -12,6 +12,7 @@ saves with `save_pretrained` and reloads with `AutoProcessor` / `AutoModelForIma
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.resources
 import json
 import logging
@@ -62,29 +63,29 @@ CHAT_TEMPLATE = (
     "{%- set image_count = namespace(value=0) -%}"
     "{%- set video_count = namespace(value=0) -%}"
     "{%- if messages[0]['role'] != 'system' -%}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
     "{%- endif -%}"
     "{%- for message in messages -%}"
-    "<|im_start|>{{ message['role'] }}\n"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
     "{%- if message['content'] is string -%}"
     "{{ message['content'] }}"
     "{%- else -%}"
     "{%- for part in message['content'] -%}"
     "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
     "{%- set image_count.value = image_count.value + 1 -%}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
     "{%- elif part['type'] == 'video' or 'video' in part -%}"
     "{%- set video_count.value = video_count.value + 1 -%}"
-    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
     "{%- elif 'text' in part -%}"
     "{{ part['text'] }}"
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- endif -%}"
-    "<|im_end|>\n"
+    "{{ '<|im_end|>\\n' }}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}"
-    "<|im_start|>assistant\n"
+    "{{ '<|im_start|>assistant\\n' }}"
     "{%- endif -%}"
 )
 
@@ -258,7 +259,14 @@ def build_tiny_model(
 
     out = Path(out)
     marker = out / "tiny_model.json"
-    spec = {"hidden_size": hidden_size, "num_layers": num_layers, "vision_depth": vision_depth, "vocab": vocab, "seed": seed}
+    spec = {
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "vision_depth": vision_depth,
+        "vocab": vocab,
+        "seed": seed,
+        "chat_template": hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()[:12],
+    }
     if not overwrite and marker.exists() and json.loads(marker.read_text()) == spec:
         logger.info("tiny model already at %s", out)
         return out

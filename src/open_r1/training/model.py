@@ -112,3 +112,21 @@ def freeze_vision(model: PreTrainedModel) -> int:
     if frozen == 0:
         raise ValueError(f"--freeze_vision_modules: no vision parameters found in {type(model).__name__}")
     return frozen
+
+
+def load_model_and_processor(
+    model_args: ModelConfig, training_args: TrainingArguments, script_args
+) -> tuple[PreTrainedModel, ProcessorMixin]:
+    """What every training entry starts from: the processor (left padding, the run's pixel bounds) and the model
+    (vision tower frozen when `script_args.freeze_vision_modules`)."""
+    processor = load_processor(
+        model_args.model_name_or_path,
+        min_pixels=script_args.min_pixels,
+        max_pixels=script_args.max_pixels,
+        revision=model_args.model_revision,
+        trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
+    )
+    model = load_model(
+        model_args, training_args, freeze_vision_modules=getattr(script_args, "freeze_vision_modules", False)
+    )
+    return model, processor
