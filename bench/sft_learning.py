@@ -1,13 +1,13 @@
 """How fast does SFT on Chain-of-Region targets teach the output format? Prints held-out loss, parse rate
 (`geo.parse_answer` finds one coordinate pair) and mean format score of greedy completions as training goes.
 
-    .venv/bin/python bench/sft_learning.py                         # tiny model, demo data, CPU (~15-25 min)
+    .venv/bin/python bench/sft_learning.py                         # tiny model, demo data, CPU (a few minutes)
     .venv/bin/python bench/sft_learning.py --steps 60 --eval_at 0 20 40 60
     .venv/bin/python bench/sft_learning.py --model Qwen/Qwen2.5-VL-3B-Instruct --no_cpu --lr 1e-5 --eval_rows 48
 
-On the demo set the tiny model (random weights) writes the full format only after about 150 steps of 4 rows:
-its held-out loss falls from 11.9 to about 0.9, and the share of greedy completions whose answer parses goes
-from 0 at step 100 to all of them at step 150 (the names it writes do not yet agree with each other).
+On the demo set the tiny model (random weights, compact vocabulary) goes from a held-out loss of 8.3 and no
+parseable answer to a loss of about 1.0 by step 100 and 0.8 by step 150, where every greedy completion on the
+probe rows parses (format score 0.8 -> 0.9); the names it writes do not yet agree with each other.
 """
 
 from __future__ import annotations
