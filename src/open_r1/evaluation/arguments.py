@@ -58,7 +58,21 @@ class SamplingArguments:
 
 
 @dataclass
-class EvalArguments(DataArguments):
+class ModelPixelBounds:
+    """Image size bounds; unset, they are the model's own (a geo-r checkpoint saves its training settings)."""
+
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "smallest image area given to the vision tower (default: the model's own)"}
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": "largest image area given to the vision tower (default: the model's own, which a "
+                  "geo-r checkpoint saved from its training settings)"},
+    )
+
+
+@dataclass
+class EvalArguments(ModelPixelBounds, DataArguments):
     """What to evaluate on, and what to write."""
 
     data_file_paths: str = field(
@@ -69,14 +83,6 @@ class EvalArguments(DataArguments):
         default=0.0,
         metadata={"help": "evaluate only on the rows a training run with this --val_split_ratio and --seed held "
                   "out of these files"},
-    )
-    min_pixels: int | None = field(
-        default=None, metadata={"help": "smallest image area given to the vision tower (default: the model's own)"}
-    )
-    max_pixels: int | None = field(
-        default=None,
-        metadata={"help": "largest image area given to the vision tower (default: the model's own, which a "
-                  "geo-r checkpoint saved from its training settings)"},
     )
     output_dir: str = field(default="output/eval", metadata={"help": "where predictions.jsonl, metrics.json and "
                                                                         "the plots go; a rerun resumes there"})
@@ -100,7 +106,7 @@ class EvalArguments(DataArguments):
 
 
 @dataclass
-class PredictArguments:
+class PredictArguments(ModelPixelBounds):
     """What to predict."""
 
     images: list[str] = field(
@@ -111,14 +117,6 @@ class PredictArguments:
     question: str = field(default=DEFAULT_GEO_QUESTION, metadata={"help": "the question inside the prompt"})
     question_template: str | None = field(
         default=None, metadata={"help": "text of the user turn ('{question}' is replaced); default: the geo template"}
-    )
-    min_pixels: int | None = field(
-        default=None, metadata={"help": "smallest image area given to the vision tower (default: the model's own)"}
-    )
-    max_pixels: int | None = field(
-        default=None,
-        metadata={"help": "largest image area given to the vision tower (default: the model's own, which a "
-                  "geo-r checkpoint saved from its training settings)"},
     )
     json: bool = field(default=False, metadata={"help": "print JSON instead of text"})
 
