@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from datasets import Dataset
@@ -30,8 +31,8 @@ def resolve_reporting(args: GRPOConfig) -> GRPOConfig:
     """Log to wandb offline unless the user is logged in, so a run never stops to ask for a key."""
     report_to = args.report_to if isinstance(args.report_to, list) else [args.report_to]
     if "wandb" in report_to and "WANDB_MODE" not in os.environ and not os.environ.get("WANDB_API_KEY"):
-        netrc = os.path.expanduser("~/.netrc")
-        logged_in = os.path.isfile(netrc) and "api.wandb.ai" in open(netrc, encoding="utf-8").read()
+        netrc = Path.home() / ".netrc"
+        logged_in = netrc.is_file() and "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace")
         if not logged_in:
             os.environ["WANDB_MODE"] = "offline"
             logger.info("wandb: not logged in, logging offline (sync later with `wandb sync`)")
