@@ -5,7 +5,7 @@
 The completions imitate a GRPO step: n / generations labelled rows, each answered `generations` times in
 the forms models write (mostly the prompted format, some JSON, hemisphere/DMS and bare pairs, some hedged or
 unanswered), with reasoning of varied length and guesses from metres to continents away. Every text is
-unique, so the parse cache cannot make the run look faster than a real step. The reference is a plain numpy
+unique, so no cache can make the run look faster than a real step. The reference is a plain numpy
 haversine over the same coordinate pairs. Timings include everything a trainer step pays except the one-off
 loading of the place table.
 """
@@ -20,11 +20,10 @@ import time
 import numpy as np
 
 from open_r1.answer_format import render_answer, wrap
-from open_r1.geo import country_name, reverse_geocode
+from open_r1.geo import country_name, parse_answer, reverse_geocode
 from open_r1.geo.geocode import _places
-from open_r1.geo.parse import _parse_cached, parse_answer
-from open_r1.rewards import build_reward_funcs
 from open_r1.rewards import batch as batch_module
+from open_r1.rewards import build_reward_funcs
 
 SUITE = ["format", "haversine", "hierarchy", "geohash"]
 CLUES = (
@@ -106,7 +105,6 @@ def hostile_answers(size: int = 4096) -> list[str]:
 
 
 def _reset_caches() -> None:
-    _parse_cached.cache_clear()
     batch_module._last = None
 
 

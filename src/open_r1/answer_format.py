@@ -109,20 +109,10 @@ class FormatParts(NamedTuple):
 _NO_PARTS = FormatParts(False, False, False, 0.0)
 
 
-def _mentions(haystack: str, needle: str, start: int) -> int:
-    """Position of `needle` as a whole word in `haystack` at or after `start`, or -1 (both casefolded)."""
-    end = len(haystack)
-    while True:
-        i = haystack.find(needle, start)
-        if i < 0:
-            return -1
-        j = i + len(needle)
-        if (i == 0 or not haystack[i - 1].isalnum()) and (j == end or not haystack[j].isalnum()):
-            return i
-        start = i + 1
-
-
 _TAG_RE = re.compile(r"</?(?:think|answer)>")
+# One think block, then one answer block ending the text, neither holding a '<': well-formed at a glance.
+# `(?=(?P<t>...))(?P=t)` is an atomic group, so a text that fails does not backtrack through the reasoning.
+_WELL_FORMED_RE = re.compile(r"\s*<think>(?=(?P<think>[^<]*))(?P=think)</think>\s*<answer>[^<]*</answer>\s*")
 _NON_SPACE = re.compile(r"\S")
 _TWO_LETTERS = re.compile(r"[^\W\d_].*?[^\W\d_]", re.DOTALL)
 _geo_api: tuple | None = None
@@ -154,15 +144,21 @@ def _chain_needle(level: int, name: str) -> str | None:
 
 
 def region_chain(think: str, country: str | None, region: str | None, city: str | None) -> float:
-    """Share of the answer's country, region and city that the reasoning names, in that order."""
+    """Share of the answer's country, region and city that the reasoning names as whole words, in that order."""
     hay = think.casefold()
-    reached, pos = 0, 0
-    for level, name in enumerate((country, region, city)):
+    end = len(hay)
+    reached = pos = 0
+    for level, name in ((0, country), (1, region), (2, city)):
         needle = _chain_needle(level, name) if name else None
-        if needle is not None:
-            found = _mentions(hay, needle, pos)
-            if found >= 0:
-                reached, pos = reached + 1, found
+        if needle is None:
+            continue
+        i = hay.find(needle, pos)
+        while i >= 0:  # inline rather than a helper: this runs for every completion of every step
+            j = i + len(needle)
+            if (i == 0 or not hay[i - 1].isalnum()) and (j == end or not hay[j].isalnum()):
+                reached, pos = reached + 1, i
+                break
+            i = hay.find(needle, i + 1)
     return reached / 3.0
 
 
@@ -182,30 +178,38 @@ def _block(found: dict[str, list[int]], open_tag: str, close_tag: str) -> tuple[
     return None
 
 
-def format_parts(text: str, parsed: Any = _UNPARSED) -> FormatParts:
+def format_parts(text: str, parsed: Any = _UNPARSED, think_span: tuple[int, int] | None = None) -> FormatParts:
     """Check each part of the region-reasoning format (see FormatParts).
 
-    `parsed`: the completion's `geo.parse_answer(text)` when the caller already has it.
+    `parsed`: the completion's `geo.parse_answer(text)` when the caller already has it. `think_span`: the span
+    of the reasoning that `geo.parse_completion` returns for a completion it found well-formed.
     """
     parse_answer, _, max_chars = _geo()
     if not isinstance(text, str) or len(text) > max_chars:
         return _NO_PARTS
-    found: dict[str, list[int]] = {}
-    for m in _TAG_RE.finditer(text):  # one scan for all four tags
-        found.setdefault(m.group(), []).append(m.start())
-    think_at = _block(found, THINK_OPEN, THINK_CLOSE)
-    answer_at = _block(found, ANSWER_OPEN, ANSWER_CLOSE)
-    blank = _blank
-    think = think_at is not None and blank(text, 0, think_at[0]) and \
-        not blank(text, think_at[0] + len(THINK_OPEN), think_at[1])
-    answer = answer_at is not None and blank(text, answer_at[1] + len(ANSWER_CLOSE), len(text)) and (
-        not think or (answer_at[0] > think_at[1] and blank(text, think_at[1] + len(THINK_CLOSE), answer_at[0]))
-    )
+    whole = None if think_span is not None else _WELL_FORMED_RE.fullmatch(text)
+    if think_span is not None or whole is not None:  # the usual case, in at most one scan
+        think_span = think_span or whole.span(1)
+        think = not _blank(text, *think_span)
+        answer = True
+    else:
+        found: dict[str, list[int]] = {}
+        for m in _TAG_RE.finditer(text):  # one scan for all four tags
+            found.setdefault(m.group(), []).append(m.start())
+        think_at = _block(found, THINK_OPEN, THINK_CLOSE)
+        answer_at = _block(found, ANSWER_OPEN, ANSWER_CLOSE)
+        blank = _blank
+        think = think_at is not None and blank(text, 0, think_at[0]) and \
+            not blank(text, think_at[0] + len(THINK_OPEN), think_at[1])
+        answer = answer_at is not None and blank(text, answer_at[1] + len(ANSWER_CLOSE), len(text)) and (
+            not think or (answer_at[0] > think_at[1] and blank(text, think_at[1] + len(THINK_CLOSE), answer_at[0]))
+        )
+        think_span = (think_at[0] + len(THINK_OPEN), think_at[1]) if think else None
     if parsed is _UNPARSED:
         parsed = parse_answer(text)
     if parsed is None:
         return FormatParts(think, answer, False, 0.0)
-    chain = region_chain(text[think_at[0] + len(THINK_OPEN):think_at[1]], parsed.country, parsed.region,
+    chain = region_chain(text[think_span[0]:think_span[1]], parsed.country, parsed.region,
                          parsed.city) if think else 0.0
     return FormatParts(think, answer, True, chain)
 

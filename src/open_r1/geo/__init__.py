@@ -14,7 +14,7 @@ from open_r1.geo.names import (
     same_country,
     same_place,
 )
-from open_r1.geo.parse import GeoAnswer, answer_text, parse_answer
+from open_r1.geo.parse import GeoAnswer, answer_text, parse_answer, parse_completion
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -33,6 +33,7 @@ __all__ = [
     "nearest_places",
     "normalise_name",
     "parse_answer",
+    "parse_completion",
     "reverse_geocode",
     "reverse_geocode_arrays",
     "same_country",

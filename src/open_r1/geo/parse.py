@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from functools import lru_cache
+from typing import NamedTuple
 
-from open_r1.answer_format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, split_completion
+from open_r1.answer_format import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    split_completion,
+)
 
-__all__ = ["GeoAnswer", "MAX_ANSWER_CHARS", "MAX_COMPLETION_CHARS", "answer_text", "parse_answer"]
+__all__ = ["MAX_ANSWER_CHARS", "MAX_COMPLETION_CHARS", "GeoAnswer", "answer_text", "parse_answer", "parse_completion"]
 
 MAX_COMPLETION_CHARS = 131_072  # about 32k tokens: longer than any completion a trainer lets through
 MAX_ANSWER_CHARS = 4_096  # a final answer is a few lines; a longer one is prose or a list of guesses
@@ -23,9 +28,10 @@ _MAX_TAGS = 8  # more tags than this is not the format; it also bounds the work 
 _SAME_PAIR_DEG = 0.01  # pairs closer than this (about 1 km) are one answer written twice, not a hedge
 
 
-@dataclass(frozen=True)
-class GeoAnswer:
-    """A parsed answer: coordinates in decimal degrees plus the place names the model wrote, if any."""
+class GeoAnswer(NamedTuple):
+    """A parsed answer: coordinates in decimal degrees plus the place names the model wrote, if any.
+
+    Immutable and cheap to build (a step parses tens of thousands)."""
 
     lat: float
     lon: float
@@ -103,8 +109,9 @@ _NAME_VALUE = rf"(?:\"(?P<nq>[^\"\n\d]{{1,80}})\"|'(?P<ns>[^'\n\d]{{1,80}})'|(?P
 _PAIR_SEP = r"\s*(?:[,;/]\s*)?"
 
 _ANSWER_RE = re.compile(
-    # The lookahead rejects most positions (spaces, most letters) in one step before any alternative is tried.
-    r"(?=[CcRrSsPpTtLl\d(\[+\-\u2212\u2013])(?:"
+    # The lookahead rejects most positions in one step before any alternative is tried: every alternative
+    # starts at a word-initial key letter, a digit that does not continue a number or word, a sign or a bracket.
+    r"(?=(?<!\w)[CcRrSsPpTtLl]|(?<![\w.])\d|[(\[+\-\u2212\u2013])(?:"
     + "|".join(
         (
             rf"(?P<NAMED>{_NAME_KEY}{_NAME_VALUE})",
@@ -121,12 +128,26 @@ _ANSWER_RE = re.compile(
 )
 _NAME_EDGES = " \t'()"
 _DIGIT_RE = re.compile(r"\d")
-# The format the prompt asks for, matched whole: no room for a second pair, so no need for the general scan.
-_CANONICAL_RE = re.compile(
-    rf"\s*(?:Country:[ \t]?(?P<country>{_NAME_CHARS}{{1,80}})\n\s*)?"
-    rf"(?:Region:[ \t]?(?P<region>{_NAME_CHARS}{{1,80}})\n\s*)?"
-    rf"(?:City:[ \t]?(?P<city>{_NAME_CHARS}{{1,80}})\n\s*)?"
-    r"Latitude:[ \t]?(?P<lat>-?\d{1,2}(?:\.\d+)?)[ \t]?\n\s*Longitude:[ \t]?(?P<lon>-?\d{1,3}(?:\.\d+)?)\s*"
+
+
+def _canonical_body(name_chars: str) -> str:
+    """The answer format the prompt asks for, matched whole: no room for a second pair, so no general scan."""
+    return (
+        rf"\s*(?:Country:[ \t]?(?P<country>{name_chars}{{1,80}})\n\s*)?"
+        rf"(?:Region:[ \t]?(?P<region>{name_chars}{{1,80}})\n\s*)?"
+        rf"(?:City:[ \t]?(?P<city>{name_chars}{{1,80}})\n\s*)?"
+        r"Latitude:[ \t]?(?P<lat>-?\d{1,2}(?:\.\d+)?)[ \t]?\n\s*Longitude:[ \t]?(?P<lon>-?\d{1,3}(?:\.\d+)?)\s*"
+    )
+
+
+_CANONICAL_RE = re.compile(_canonical_body(_NAME_CHARS))
+# The whole of a well-formed completion in one match: reasoning without tags, then the canonical answer block
+# (its names without '<', so no tag hides in them). Most completions of a trained model look like this; they
+# skip locating the answer block. `(?=(?P<t>...))(?P=t)` is an atomic group: a text that fails to match does
+# not backtrack through the whole reasoning.
+_CANONICAL_COMPLETION_RE = re.compile(
+    rf"\s*{re.escape(THINK_OPEN)}(?=(?P<think>[^<]*))(?P=think){re.escape(THINK_CLOSE)}\s*{re.escape(ANSWER_OPEN)}"
+    rf"(?P<body>{_canonical_body(_NAME_CHARS[:-1] + '<]')}){re.escape(ANSWER_CLOSE)}\s*"
 )
 _FIELD = {"country": "country", "region": "region", "state": "region", "province": "region", "city": "city",
           "town": "city"}
@@ -182,7 +203,7 @@ def _add_distinct(pairs: list[tuple[float, float]], pair: tuple[float, float]) -
 
 
 def _parse_canonical(m: re.Match) -> GeoAnswer | None:
-    country, region, city, lat, lon = m.groups()
+    country, region, city, lat, lon = m.group("country", "region", "city", "lat", "lon")
     lat, lon = float(lat), float(lon)
     if lat > 90.0 or lat < -90.0 or lon > 180.0 or lon < -180.0:
         return None
@@ -250,17 +271,24 @@ def _parse_general(body: str) -> GeoAnswer | None:
     return GeoAnswer(lat, lon, picked.get("country"), picked.get("region"), picked.get("city"))
 
 
-@lru_cache(maxsize=16384)
-def _parse_cached(text: str) -> GeoAnswer | None:
-    body = answer_text(text)
-    return None if body is None or not body.strip() else _parse_body(body)
-
-
 def parse_answer(text: str) -> GeoAnswer | None:
     """The one coordinate pair (and names) of a completion's final answer; None if there is not exactly one.
 
-    Cached on the text: every reward that reads a completion shares one parse.
+    Rewards share one parse per completion per step through `open_r1.rewards.batch`.
     """
-    if not isinstance(text, str):
-        return None
-    return _parse_cached(text)
+    return parse_completion(text)[0]
+
+
+def parse_completion(text: str) -> tuple[GeoAnswer | None, tuple[int, int] | None]:
+    """`parse_answer(text)`, plus the span of the reasoning when the whole completion is in the prompted format
+    (one think block, then the canonical answer block), so the format check need not look at it again.
+
+    Such a completion is read by one whole-text match; anything else by the general scan.
+    """
+    if not isinstance(text, str) or len(text) > MAX_COMPLETION_CHARS:
+        return None, None
+    whole = _CANONICAL_COMPLETION_RE.fullmatch(text)
+    if whole is not None and whole.end("body") - whole.start("body") <= MAX_ANSWER_CHARS:
+        return _parse_canonical(whole), whole.span("think")
+    body = answer_text(text)
+    return (None if body is None or not body.strip() else _parse_body(body)), None

@@ -114,8 +114,9 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, format_
     batch = batch_of(completions)
     parts: list[FormatParts] = batch.cache.get("format_parts")
     if parts is None:
+        answers = batch.answers
         parts = batch.cache["format_parts"] = [
-            format_parts(text, answer) for text, answer in zip(batch.texts, batch.answers)
+            format_parts(text, answer, span) for text, answer, span in zip(batch.texts, answers, batch.think_spans)
         ]
     has_lat_column = kwargs.get("lat") is not None
     _, _, labelled = _truth(batch, kwargs)
@@ -217,16 +218,21 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
     _log_answer_metrics(batch, has_coords, log_metric)
 
     # Truth: labels first; the nearest place fills gaps (one vectorised query for the rows that need it).
-    t_cc = [country_code(_label(c)) for c in labels[0]]
+    # Labels repeat once per generation of a group, so each distinct value is normalised and located once.
+    codes = {value: country_code(_label(value)) for value in set(labels[0])}
+    t_cc = [codes[value] for value in labels[0]]
+    labels[1], labels[2] = ([_label(v) for v in column] for column in labels[1:])
     need = np.array(
-        [ok and (cc is None or _label(r) is None or _label(c) is None)
+        [ok and (cc is None or r is None or c is None)
          for ok, cc, r, c in zip(has_coords.tolist(), t_cc, labels[1], labels[2])],
         dtype=bool,
     )
     g_cc = np.full(n, None, dtype=object)
     g_region, g_city = g_cc.copy(), g_cc.copy()
     if need.any():
-        g_cc[need], g_region[need], g_city[need] = reverse_geocode_arrays(t_lat[need], t_lon[need])
+        points, row_of = np.unique(np.stack([t_lat[need], t_lon[need]], axis=1), axis=0, return_inverse=True)
+        found = reverse_geocode_arrays(points[:, 0], points[:, 1])
+        g_cc[need], g_region[need], g_city[need] = (column[row_of.ravel()] for column in found)
 
     # Prediction: where the model's coordinates fall (for unnamed levels and the country consistency check).
     answers = batch.answers
@@ -257,8 +263,8 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
             out.append(0.0)
             continue
         inside = label_cc is None or geo_cc == label_cc  # geocoded truth names belong to the labelled country
-        region_ok = same_place(answer.region or coords_region, _label(label_region) or (geo_region if inside else None))
-        city_ok = same_place(answer.city or coords_city, _label(label_city) or (geo_city if inside else None))
+        region_ok = same_place(answer.region or coords_region, label_region or (geo_region if inside else None))
+        city_ok = same_place(answer.city or coords_city, label_city or (geo_city if inside else None))
         hits[0] += 1
         hits[1] += region_ok
         hits[2] += city_ok
