@@ -5,6 +5,7 @@
 #
 #   bash run_scripts/run_demo.sh                 # writes output/demo/{base,sft,grpo}/ and output/demo/grpo_curve.png
 #   OUTPUT_ROOT=/tmp/demo SEED=7 bash run_scripts/run_demo.sh
+#   SFT_STEPS=20 GRPO_STEPS=4 bash run_scripts/run_demo.sh   # a shortened run (the pipeline test uses one)
 #
 # Each stage runs the real entry scripts (open_r1.sft, open_r1.grpo_jsonl, open_r1.eval_geo) in one process:
 # on a 2-core CPU, DeepSpeed ZeRO-3's partitioning costs more than it saves for a 10M-parameter model (the
@@ -21,6 +22,8 @@ TINY="${TINY_MODEL_DIR:-$REPO_HOME/.cache/tiny-qwen2.5-vl}"
 TEST_DATA="$REPO_HOME/data/demo/test.jsonl"
 IMAGES="$REPO_HOME/data/demo/images"
 EVAL_TOKENS="${EVAL_TOKENS:-160}"
+SFT_STEPS="${SFT_STEPS:-}"    # empty: the recipe's max_steps
+GRPO_STEPS="${GRPO_STEPS:-}"
 mkdir -p "$OUT"
 start=$SECONDS
 
@@ -36,12 +39,14 @@ echo "[demo] 2/5 evaluating the base model"
 mkdir -p "$OUT/base"; evaluate "$TINY" "$OUT/base/eval"
 echo "[demo] 3/5 SFT warm start (Chain-of-Region targets)"
 "$PYTHON" -m open_r1.sft --config data_config/sft_demo.yaml --model_name_or_path "$TINY" \
-  --output_dir "$OUT/sft" --report_to none --seed "$SEED" > "$OUT/sft.log" 2>&1 || { tail -n 40 "$OUT/sft.log"; exit 1; }
+  --output_dir "$OUT/sft" --report_to none --seed "$SEED" ${SFT_STEPS:+--max_steps "$SFT_STEPS" --save_steps "$SFT_STEPS"} \
+  > "$OUT/sft.log" 2>&1 || { tail -n 40 "$OUT/sft.log"; exit 1; }
 evaluate "$OUT/sft" "$OUT/sft/eval"
 echo "[demo] 4/5 GRPO from the SFT model (format + haversine + hierarchy rewards)"
 rm -rf "$OUT/grpo"
 "$PYTHON" -m open_r1.grpo_jsonl --config data_config/demo.yaml --model_name_or_path "$OUT/sft" \
-  --output_dir "$OUT/grpo" --report_to none --use_cpu true --seed "$SEED" > "$OUT/grpo.log" 2>&1 \
+  --output_dir "$OUT/grpo" --report_to none --use_cpu true --seed "$SEED" \
+  ${GRPO_STEPS:+--max_steps "$GRPO_STEPS" --save_steps "$GRPO_STEPS"} > "$OUT/grpo.log" 2>&1 \
   || { tail -n 40 "$OUT/grpo.log"; exit 1; }
 evaluate "$OUT/grpo" "$OUT/grpo/eval"
 echo "[demo] 5/5 report ($((SECONDS - start)) s in all)"

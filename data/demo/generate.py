@@ -1,7 +1,7 @@
 """Generate the demo geolocation dataset shipped in `data/demo/`.
 
-Sixteen real cities, each with its own visual signature (two-colour palette, stripe angle and frequency, a
-glyph shape), so a model can recover the place from the pixels; per-image noise, jitter and brightness keep
+Sixteen real cities, each with its own visual signature (sky and ground colours, stripe angle and frequency,
+a glyph shape), so a model can recover the place from the pixels; per-image noise, jitter and brightness keep
 images of one city distinct. Each city gets single-photo rows and four-view rows (north, east, south, west)
 so that batches mix image counts. Deterministic: running it again rewrites the same files.
 
@@ -58,17 +58,23 @@ def city_style(index: int) -> dict:
 
 
 def render(style: dict, rng: np.random.Generator, view: int = 0) -> Image.Image:
-    """One image: stripes in the city's palette and angle, the city's glyph, and per-image noise."""
+    """One image: a sky in the city's base colour over ground in its accent colour, soft stripes on the ground
+    at the city's angle and frequency, the city's glyph in the sky, and per-image horizon, brightness and noise.
+
+    Large flat regions make every image patch carry the city's palette, so a small vision tower tells the
+    cities apart from its first steps; the jitter keeps no two images alike.
+    """
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    horizon = SIZE * (0.5 + rng.uniform(-0.02, 0.02))
+    ground = (yy > horizon)[..., None].astype(np.float32)
     angle = math.radians(style["angle"] + rng.uniform(-8, 8) + 90 * view)
-    phase = rng.uniform(0, 2 * math.pi)
-    wave = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / style["period"] + phase)
-    mix = (wave[..., None] > 0).astype(np.float32)
-    pixels = style["base"] * (1 - mix) + style["accent"] * mix
-    pixels = pixels * rng.uniform(0.85, 1.15) + rng.normal(0, 12, pixels.shape)
+    wave = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * math.pi / style["period"] + rng.uniform(0, 2 * math.pi))
+    pixels = style["base"] * (1 - ground) + style["accent"] * (0.95 + 0.05 * wave[..., None]) * ground
+    pixels = pixels * rng.uniform(0.96, 1.04) + rng.normal(0, 4, pixels.shape)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    cx, cy, r = rng.integers(30, SIZE - 30), rng.integers(30, SIZE - 30), int(rng.integers(12, 20))
+    r = int(rng.integers(8, 14))
+    cx, cy = int(rng.integers(30, SIZE - 30)), int(rng.integers(20, max(int(horizon) - 5, 35)))
     box = [cx - r, cy - r, cx + r, cy + r]
     color = style["glyph_color"]
     if style["glyph"] == 0:
@@ -78,8 +84,8 @@ def render(style: dict, rng: np.random.Generator, view: int = 0) -> Image.Image:
     elif style["glyph"] == 2:
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=color)
     else:
-        draw.rectangle([cx - r, cy - 4, cx + r, cy + 4], fill=color)
-        draw.rectangle([cx - 4, cy - r, cx + 4, cy + r], fill=color)
+        draw.rectangle([cx - r, cy - 3, cx + r, cy + 3], fill=color)
+        draw.rectangle([cx - 3, cy - r, cx + 3, cy + r], fill=color)
     return image
 
 
