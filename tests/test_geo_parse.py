@@ -181,3 +181,38 @@ def test_prompted_format_reads_the_same_through_the_general_scan():
 def test_returns_finite_values():
     answer = parse_answer("Latitude: -0.0\nLongitude: 0")
     assert math.isfinite(answer.lat) and math.isfinite(answer.lon)
+
+
+def test_flat_json_reads_the_same_through_the_general_scan():
+    """JSON answers are read by the JSON parser when they are flat objects of coordinate and name keys; every
+    variant, accepted or refused, must give what the general scan gives."""
+    from open_r1.geo.parse import _NOT_FLAT, _parse_flat_json
+
+    rng = random.Random(11)
+    keys = ["lat", "Latitude", "lon", "lng", "LONG", "longitude", "country", "region", "State", "province", "city",
+            "town", "confidence"]
+    numbers = [38.7167, -9.1395, 0, -0.0, 91, 1e400, 10**400]
+    names = ["Portugal", "Côte d'Ivoire", " São Paulo ", "", " ", "N"]
+    odd = ["38.7", True, None, float("nan"), "Route 66", "x" * 81, [38.7, -9.1], {"lat": 1}]
+    flat = 0
+    for _ in range(3000):
+        fields = rng.sample(keys, rng.randint(0, 4)) + rng.sample(["lat", "lon", "Lat"], rng.randint(0, 3))
+        items = []
+        for key in fields:
+            kind = numbers if key.lower() in ("lat", "latitude", "lon", "lng", "long", "longitude") else names
+            value = rng.choice(odd if rng.random() < 0.1 else kind)
+            items.append(f'"{key}":{rng.choice(["", " ", " ", chr(10)])}' + _json_value(value))
+        body = rng.choice(["", " ", "\n"]) + "{" + rng.choice([", ", ",\n  "]).join(items) + "}"
+        fast = _parse_flat_json(body)
+        flat += fast is not _NOT_FLAT
+        assert fast is _NOT_FLAT or fast == _parse_general(body), body
+        assert parse_answer(wrap("x", body)) == _parse_general(body), body
+    assert flat > 150  # the fast path is taken, not always handed back
+
+
+def _json_value(value) -> str:
+    import json
+
+    if isinstance(value, float) and math.isinf(value):
+        return "1e400"
+    return json.dumps(value, ensure_ascii=False)

@@ -130,35 +130,55 @@ def _geo() -> tuple:
     return _geo_api
 
 
-@lru_cache(maxsize=65536)
-def _chain_needle(level: int, name: str) -> str | None:
-    """The casefolded form to look for in the reasoning, or None for a name that earns nothing: an unknown
+def _chain_needle(level: int, name: str | None) -> tuple[str, str] | None:
+    """The name as written (stripped) and casefolded, or None for a name that earns nothing: an unknown
     country, or a region/city of fewer than two letters."""
-    name = name.strip()
+    name = name.strip() if name else ""
+    if not name:
+        return None
     if level == 0:
         if _geo()[1](name) is None:
             return None
     elif _TWO_LETTERS.search(name) is None:
         return None
-    return name.casefold()
+    return name, name.casefold()
 
 
-def region_chain(think: str, country: str | None, region: str | None, city: str | None) -> float:
-    """Share of the answer's country, region and city that the reasoning names as whole words, in that order."""
-    hay = think.casefold()
-    end = len(hay)
-    reached = pos = 0
-    for level, name in ((0, country), (1, region), (2, city)):
-        needle = _chain_needle(level, name) if name else None
-        if needle is None:
-            continue
-        i = hay.find(needle, pos)
+@lru_cache(maxsize=65536)
+def _chain_needles(country: str | None, region: str | None, city: str | None) -> tuple[tuple[str, ...], ...]:
+    """(names as written, names casefolded) of the levels that can earn chain credit, in chain order."""
+    found = [n for n in (_chain_needle(0, country), _chain_needle(1, region), _chain_needle(2, city)) if n]
+    return tuple(n[0] for n in found), tuple(n[1] for n in found)
+
+
+def _reach(hay: str, needles: tuple[str, ...], start: int, end: int) -> int:
+    """How many of `needles` occur in hay[start:end] as whole words, in order (earliest match first)."""
+    reached, pos = 0, start
+    for needle in needles:
+        i = hay.find(needle, pos, end)
         while i >= 0:  # inline rather than a helper: this runs for every completion of every step
             j = i + len(needle)
-            if (i == 0 or not hay[i - 1].isalnum()) and (j == end or not hay[j].isalnum()):
+            if (i == start or not hay[i - 1].isalnum()) and (j == end or not hay[j].isalnum()):
                 reached, pos = reached + 1, i
                 break
-            i = hay.find(needle, i + 1)
+            i = hay.find(needle, i + 1, end)
+    return reached
+
+
+def region_chain(think: str, country: str | None, region: str | None, city: str | None,
+                 span: tuple[int, int] | None = None) -> float:
+    """Share of the answer's country, region and city that the reasoning names as whole words, in that order,
+    ignoring case. `span`: the reasoning is think[span[0]:span[1]] (no copy of it is made)."""
+    written, folded = _chain_needles(country, region, city)
+    if not written:
+        return 0.0
+    start, end = span if span is not None else (0, len(think))
+    # Most reasoning names the places as the answer spells them: an exact-case search that finds every one
+    # in order is the answer (a case-blind search would find them too). Otherwise compare casefolded texts.
+    reached = _reach(think, written, start, end)
+    if reached < len(written):
+        hay = think[start:end].casefold()
+        reached = _reach(hay, folded, 0, len(hay))
     return reached / 3.0
 
 
@@ -209,8 +229,7 @@ def format_parts(text: str, parsed: Any = _UNPARSED, think_span: tuple[int, int]
         parsed = parse_answer(text)
     if parsed is None:
         return FormatParts(think, answer, False, 0.0)
-    chain = region_chain(text[think_span[0]:think_span[1]], parsed.country, parsed.region,
-                         parsed.city) if think else 0.0
+    chain = region_chain(text, parsed.country, parsed.region, parsed.city, think_span) if think else 0.0
     return FormatParts(think, answer, True, chain)
 
 

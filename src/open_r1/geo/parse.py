@@ -8,6 +8,7 @@ All patterns are linear-time and the text they see is bounded, so a runaway comp
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import NamedTuple
@@ -202,21 +203,76 @@ def _add_distinct(pairs: list[tuple[float, float]], pair: tuple[float, float]) -
     pairs.append(pair)
 
 
+_CANONICAL_FIELDS = ("country", "region", "city", "lat", "lon")
+_new_answer = tuple.__new__  # GeoAnswer's own __new__ is Python code; this runs for most completions of a step
+
+
 def _parse_canonical(m: re.Match) -> GeoAnswer | None:
-    country, region, city, lat, lon = m.group("country", "region", "city", "lat", "lon")
+    country, region, city, lat, lon = m.group(*_CANONICAL_FIELDS)
     lat, lon = float(lat), float(lon)
     if lat > 90.0 or lat < -90.0 or lon > 180.0 or lon < -180.0:
         return None
-    return GeoAnswer(lat, lon, country.strip(_NAME_EDGES) or None if country else None,
-                     region.strip(_NAME_EDGES) or None if region else None,
-                     city.strip(_NAME_EDGES) or None if city else None)
+    return _new_answer(GeoAnswer, (lat, lon, country and country.strip(_NAME_EDGES) or None,
+                                   region and region.strip(_NAME_EDGES) or None,
+                                   city and city.strip(_NAME_EDGES) or None))
 
 
 def _parse_body(body: str) -> GeoAnswer | None:
     if len(body) > MAX_ANSWER_CHARS:
         return None
     canonical = _CANONICAL_RE.fullmatch(body)
-    return _parse_canonical(canonical) if canonical is not None else _parse_general(body)
+    if canonical is not None:
+        return _parse_canonical(canonical)
+    flat = _parse_flat_json(body)
+    return _parse_general(body) if flat is _NOT_FLAT else flat
+
+
+_JSON_FIELD = {"lat": "lat", "latitude": "lat", "lon": "lon", "lng": "lon", "long": "lon", "longitude": "lon",
+               **_FIELD}
+_NOT_FLAT = object()
+_JSON_NAME_RE = re.compile(r'[^"\n\d]{1,80}')  # what the general scan reads as a double-quoted name
+_JSON_VALUE_ON_NEXT_LINE = re.compile(r":[ \t]*[\r\n]")  # the general scan reads no name there
+_JSON_PAIRS = json.JSONDecoder(object_pairs_hook=list)  # keys in order, duplicates kept
+
+
+def _parse_flat_json(body: str) -> GeoAnswer | None | object:
+    """The answer of a flat JSON object of coordinate and name keys (`{"country": "PT", "lat": 38.7, "lon":
+    -9.1}`), read by the C JSON parser; `_NOT_FLAT` for anything else (escapes, other keys, nesting, strings
+    for numbers), which the general scan reads. It gives what the general scan gives for the same text."""
+    text = body.strip()
+    if text[:1] != "{" or text[-1:] != "}" or "\\" in text or _JSON_VALUE_ON_NEXT_LINE.search(text):
+        return _NOT_FLAT
+    try:
+        pairs = _JSON_PAIRS.decode(text)
+    except ValueError:
+        return _NOT_FLAT
+    lat = lon = None
+    names: dict[str, set[str]] = {}
+    for key, value in pairs:
+        field = _JSON_FIELD.get(key.lower())
+        if field is None:
+            return _NOT_FLAT
+        if field == "lat" or field == "lon":
+            if type(value) not in (int, float) or (lat if field == "lat" else lon) is not None:
+                return _NOT_FLAT
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float: the general scan reads it as inf
+                return None
+            if field == "lat":
+                lat = number
+            else:
+                lon = number
+        elif not isinstance(value, str) or _JSON_NAME_RE.fullmatch(value) is None:
+            return _NOT_FLAT
+        elif name := value.strip(_NAME_EDGES):
+            names.setdefault(field, set()).add(name)
+    if lat is None or lon is None:
+        return _NOT_FLAT
+    if not (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90.0 and abs(lon) <= 180.0):
+        return None
+    picked = {field: next(iter(values)) if len(values) == 1 else None for field, values in names.items()}
+    return GeoAnswer(lat, lon, picked.get("country"), picked.get("region"), picked.get("city"))
 
 
 def _parse_general(body: str) -> GeoAnswer | None:
@@ -288,7 +344,7 @@ def parse_completion(text: str) -> tuple[GeoAnswer | None, tuple[int, int] | Non
     if not isinstance(text, str) or len(text) > MAX_COMPLETION_CHARS:
         return None, None
     whole = _CANONICAL_COMPLETION_RE.fullmatch(text)
-    if whole is not None and whole.end("body") - whole.start("body") <= MAX_ANSWER_CHARS:
+    if whole is not None and (len(text) <= MAX_ANSWER_CHARS or whole.end("body") - whole.start("body") <= MAX_ANSWER_CHARS):
         return _parse_canonical(whole), whole.span("think")
     body = answer_text(text)
     return (None if body is None or not body.strip() else _parse_body(body)), None

@@ -9,6 +9,7 @@ the key: a new step brings a new list.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -75,7 +76,7 @@ class Batch:
     def matches(self, completions: Sequence[Any]) -> bool:
         return (
             completions is self.source and len(completions) == len(self.items)
-            and all(a is b for a, b in zip(completions, self.items))
+            and all(map(operator.is_, completions, self.items))
         )
 
     @property
@@ -110,11 +111,17 @@ def truth_coordinates(lats: Sequence[Any] | None, lons: Sequence[Any] | None, n:
         return np.full(n, math.nan), np.full(n, math.nan)
     if len(lats) != n or len(lons) != n:
         raise ValueError(f"{len(lats)} lat and {len(lons)} lon labels for {n} completions")
-    lat = np.array([as_float(v) for v in lats], dtype=np.float64)
-    lon = np.array([as_float(v) for v in lons], dtype=np.float64)
+    lat, lon = _floats(lats), _floats(lons)
     bad = ~((np.abs(lat) <= 90) & (np.abs(lon) <= 180))
     lat[bad] = lon[bad] = math.nan
     return lat, lon
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    """`as_float` of each value; plain floats (what a dataset column holds) convert in one numpy call."""
+    if all(type(v) is float for v in values):
+        return np.array(values, dtype=np.float64)  # inf stays inf here; the range check turns it into NaN
+    return np.array([as_float(v) for v in values], dtype=np.float64)
 
 
 _last: Batch | None = None
