@@ -290,3 +290,38 @@ def test_distance_metrics_match_a_numpy_reference():
     assert logged["geo/distance_km_mean"] == pytest.approx(km.mean())
     assert logged["geo/distance_km_median"] == pytest.approx(np.median(km))
     assert logged["geo/within_750km"] == pytest.approx(np.mean(km <= 750))
+
+
+def test_region_chain_exact_case_shortcut_agrees_with_a_case_blind_search():
+    """The chain is searched with the names as written first; the result must be the case-blind one."""
+    import random
+
+    from open_r1.answer_format import region_chain
+
+    def case_blind(think, names):
+        hay, pos, reached = think.casefold(), 0, 0
+        for level, name in enumerate(names):
+            if not name or (level == 0 and name.strip().casefold() not in ("france", "portugal", "brazil")):
+                continue
+            needle = name.strip().casefold()
+            if level and sum(ch.isalpha() for ch in needle) < 2:
+                continue
+            i = hay.find(needle, pos)
+            while i >= 0:
+                j = i + len(needle)
+                if (i == 0 or not hay[i - 1].isalnum()) and (j == len(hay) or not hay[j].isalnum()):
+                    reached, pos = reached + 1, i
+                    break
+                i = hay.find(needle, i + 1)
+        return reached / 3
+
+    rng = random.Random(3)
+    words = ["France", "france", "FRANCE", "Portugal", "Brazil", "Paris", "paris", "Île-de-France", "île-de-france",
+             "Parisian", "São Paulo", "SÃO PAULO", "the", "x", ",", " "]
+    for _ in range(2000):
+        think = " ".join(rng.choice(words) for _ in range(rng.randint(0, 12)))
+        names = [rng.choice(["France", "Portugal", "Brazil", "Atlantis", None]),
+                 rng.choice(["Île-de-France", "São Paulo", "x", None]), rng.choice(["Paris", "São Paulo", None])]
+        text = f"<think>{think}</think>"
+        assert region_chain(think, *names) == case_blind(think, names), (think, names)
+        assert region_chain(text, *names, span=(7, 7 + len(think))) == case_blind(think, names), (think, names)

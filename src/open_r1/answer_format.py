@@ -107,6 +107,7 @@ class FormatParts(NamedTuple):
 
 
 _NO_PARTS = FormatParts(False, False, False, 0.0)
+_new_parts = tuple.__new__  # FormatParts' own __new__ is Python code; this runs for every completion of a step
 
 
 _TAG_RE = re.compile(r"</?(?:think|answer)>")
@@ -204,13 +205,13 @@ def format_parts(text: str, parsed: Any = _UNPARSED, think_span: tuple[int, int]
     `parsed`: the completion's `geo.parse_answer(text)` when the caller already has it. `think_span`: the span
     of the reasoning that `geo.parse_completion` returns for a completion it found well-formed.
     """
-    parse_answer, _, max_chars = _geo()
+    parse_answer, _, max_chars = _geo_api or _geo()
     if not isinstance(text, str) or len(text) > max_chars:
         return _NO_PARTS
     whole = None if think_span is not None else _WELL_FORMED_RE.fullmatch(text)
     if think_span is not None or whole is not None:  # the usual case, in at most one scan
         think_span = think_span or whole.span(1)
-        think = not _blank(text, *think_span)
+        think = _NON_SPACE.search(text, think_span[0], think_span[1]) is not None
         answer = True
     else:
         found: dict[str, list[int]] = {}
@@ -228,9 +229,9 @@ def format_parts(text: str, parsed: Any = _UNPARSED, think_span: tuple[int, int]
     if parsed is _UNPARSED:
         parsed = parse_answer(text)
     if parsed is None:
-        return FormatParts(think, answer, False, 0.0)
+        return _new_parts(FormatParts, (think, answer, False, 0.0))
     chain = region_chain(text, parsed.country, parsed.region, parsed.city, think_span) if think else 0.0
-    return FormatParts(think, answer, True, chain)
+    return _new_parts(FormatParts, (think, answer, True, chain))
 
 
 def format_score(text: str) -> float:

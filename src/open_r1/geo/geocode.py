@@ -57,6 +57,9 @@ def places_file() -> str:
     return os.path.join(next(iter(spec.submodule_search_locations)), _PLACES_FILE)
 
 
+_PARALLEL_QUERY = 4096  # points; below this, starting threads costs more than it saves
+
+
 def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     phi, lam = np.radians(lat), np.radians(lon)
     cos_phi = np.cos(phi)
@@ -102,7 +105,9 @@ def nearest_places(lats, lons) -> tuple[np.ndarray, np.ndarray]:
     index = np.full(lat.shape, -1, dtype=np.int64)
     km = np.full(lat.shape, np.nan)
     if valid.any():
-        chord, nearest = _places().tree.query(_unit_vectors(lat[valid], lon[valid]))
+        points = _unit_vectors(lat[valid], lon[valid])
+        # Large batches (a GRPO step's completions, an evaluation) search on every core; the tree is read-only.
+        chord, nearest = _places().tree.query(points, workers=-1 if len(points) >= _PARALLEL_QUERY else 1)
         index[valid] = nearest
         km[valid] = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.minimum(chord * 0.5, 1.0))
     return index, km

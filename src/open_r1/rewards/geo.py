@@ -121,15 +121,12 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, format_
     has_lat_column = kwargs.get("lat") is not None
     _, _, labelled = _truth(batch, kwargs)
     geo_rows = labelled if has_lat_column else np.ones(len(batch), dtype=bool)
-    structure = FORMAT_WEIGHTS["think"] + FORMAT_WEIGHTS["answer"]
-    out = []
-    for p, geo in zip(parts, geo_rows.tolist()):
-        if not geo:
-            out.append((FORMAT_WEIGHTS["think"] * p.think + FORMAT_WEIGHTS["answer"] * p.answer) / structure)
-        elif not p.coordinates:
-            out.append(float(format_penalty))
-        else:
-            out.append(p.score)
+    w_think, w_answer = FORMAT_WEIGHTS["think"], FORMAT_WEIGHTS["answer"]
+    structure, penalty = w_think + w_answer, float(format_penalty)
+    out = [
+        p.score if geo and p.coordinates else penalty if geo else (w_think * p.think + w_answer * p.answer) / structure
+        for p, geo in zip(parts, geo_rows.tolist())
+    ]
     log_metric = kwargs.get("log_metric")
     _log_answer_metrics(batch, labelled, log_metric)
     if log_metric is not None and parts:
@@ -192,6 +189,15 @@ def _label(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _map_distinct(func: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """[func(v) for v in values], calling func once per distinct value (labels repeat once per generation)."""
+    try:
+        table = {value: func(value) for value in set(values)}
+    except TypeError:  # an unhashable label (a list in a malformed row): no shortcut
+        return [func(value) for value in values]
+    return [table[value] for value in values]
+
+
 @register("hierarchy")
 def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, country_weight: float = 0.5,
                      region_weight: float = 0.3, city_weight: float = 0.2, **kwargs: Any) -> list[float | None]:
@@ -219,9 +225,8 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
 
     # Truth: labels first; the nearest place fills gaps (one vectorised query for the rows that need it).
     # Labels repeat once per generation of a group, so each distinct value is normalised and located once.
-    codes = {value: country_code(_label(value)) for value in set(labels[0])}
-    t_cc = [codes[value] for value in labels[0]]
-    labels[1], labels[2] = ([_label(v) for v in column] for column in labels[1:])
+    t_cc = _map_distinct(lambda value: country_code(_label(value)), labels[0])
+    labels[1], labels[2] = _map_distinct(_label, labels[1]), _map_distinct(_label, labels[2])
     need = np.array(
         [ok and (cc is None or r is None or c is None)
          for ok, cc, r, c in zip(has_coords.tolist(), t_cc, labels[1], labels[2])],

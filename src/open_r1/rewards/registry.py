@@ -7,13 +7,15 @@ keyword-only parameters, filled by `build_reward_funcs` from the options of the 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["REWARDS", "BoundReward", "build_reward_funcs", "load_reward_module", "register", "reward_options"]
@@ -58,6 +60,22 @@ def reward_options(func: RewardFunc) -> dict[str, Any]:
     return {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector while a reward runs. Rewards make tens of thousands of small,
+    acyclic objects a step (parsed answers, matches); each few hundred would otherwise trigger a collection
+    that walks the trainer's whole heap (about a sixth of the geo suite's time on a 65,536-completion step).
+    Reference counting still frees everything; the deferred collection runs once afterwards."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class BoundReward:
     """A registered reward with its settings filled in. A plain class (not a closure) so it pickles, and its
     `__name__` is the registered name, which TRL logs as `rewards/<name>/mean`."""
@@ -69,7 +87,8 @@ class BoundReward:
         self.options = dict(options)
 
     def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list:
-        return self.func(prompts, completions, **{**kwargs, **self.options})
+        with _collector_paused():
+            return self.func(prompts, completions, **{**kwargs, **self.options})
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
