@@ -157,7 +157,7 @@ def _reach(hay: str, needles: tuple[str, ...], start: int, end: int) -> int:
     reached, pos = 0, start
     for needle in needles:
         i = hay.find(needle, pos, end)
-        while i >= 0:  # inline rather than a helper: this runs for every completion of every step
+        while i >= 0:  # inlined boundary check: this runs for every completion of every step
             j = i + len(needle)
             if (i == start or not hay[i - 1].isalnum()) and (j == end or not hay[j].isalnum()):
                 reached, pos = reached + 1, i

@@ -349,7 +349,9 @@ def parse_completion(text: str) -> tuple[GeoAnswer | None, tuple[int, int] | Non
         think_start = head.end()
         think_end = text.find("<", think_start)
         tail = _CANONICAL_TAIL_RE.fullmatch(text, think_end) if think_end >= 0 else None
-        if tail is not None and (len(text) <= MAX_ANSWER_CHARS or tail.end("body") - tail.start("body") <= MAX_ANSWER_CHARS):
+        if tail is not None and (
+            len(text) <= MAX_ANSWER_CHARS or tail.end("body") - tail.start("body") <= MAX_ANSWER_CHARS
+        ):
             return _parse_canonical(tail), (think_start, think_end)
     body = answer_text(text)
     return (None if body is None or not body.strip() else _parse_body(body)), None
