@@ -135,7 +135,7 @@ def test_invalid_options_fail_early(bad):
         RewardArguments(**bad)
 
 
-def test_rewards_run_with_the_cyclic_collector_held_and_restore_it(tmp_path):
+def test_rewards_run_with_the_cyclic_collector_held_and_restore_it():
     """Rewards run with the garbage collector held (their many small objects would trigger collections of the
     trainer's heap); it is back on afterwards, also when a reward raises, and left off if it was off."""
     import gc
