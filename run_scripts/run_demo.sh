@@ -42,7 +42,7 @@ echo "[demo] 3/5 SFT warm start (Chain-of-Region targets)"
   --output_dir "$OUT/sft" --report_to none --seed "$SEED" ${SFT_STEPS:+--max_steps "$SFT_STEPS" --save_steps "$SFT_STEPS"} \
   > "$OUT/sft.log" 2>&1 || { tail -n 40 "$OUT/sft.log"; exit 1; }
 evaluate "$OUT/sft" "$OUT/sft/eval"
-echo "[demo] 4/5 GRPO from the SFT model (format + haversine + hierarchy rewards)"
+echo "[demo] 4/5 GRPO from the SFT model (format + haversine + hierarchy + geohash rewards, KL to the SFT model)"
 rm -rf "$OUT/grpo"
 "$PYTHON" -m open_r1.grpo_jsonl --config data_config/demo.yaml --model_name_or_path "$OUT/sft" \
   --output_dir "$OUT/grpo" --report_to none --use_cpu true --seed "$SEED" \
