@@ -5,17 +5,19 @@
 #   bash setup.sh --gpu    # force the GPU extras
 #   bash setup.sh --cpu    # never install the GPU extras
 #   bash setup.sh --sft    # also make .venv-sft with LLaMA-Factory for the SFT warm start
+#   bash setup.sh --dev    # also the test and lint tools (requirements-dev.txt: pytest, ruff, pillow-heif)
 set -euo pipefail
 REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$REPO_HOME"
 
-GPU=auto; SFT=0
+GPU=auto; SFT=0; DEV=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) GPU=1 ;;
     --cpu) GPU=0 ;;
     --sft) SFT=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --dev) DEV=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +42,8 @@ VPY="$REPO_HOME/.venv/bin/python"
 
 stamp_files=(requirements.txt pyproject.toml)
 [[ "$GPU" == 1 ]] && stamp_files+=(requirements-gpu.txt)
-stamp="$(cat "${stamp_files[@]}" | sha256sum | cut -d' ' -f1)-gpu$GPU"
+[[ "$DEV" == 1 ]] && stamp_files+=(requirements-dev.txt)
+stamp="$(cat "${stamp_files[@]}" | sha256sum | cut -d' ' -f1)-gpu$GPU-dev$DEV"
 if [[ -f .venv/.geo-r-installed && "$(cat .venv/.geo-r-installed)" == "$stamp" ]]; then
   echo "[setup] .venv is up to date with requirements (gpu extras: $GPU); nothing to install"
 else
@@ -49,6 +52,9 @@ else
     "$VPY" -m pip install -q -r <(grep -vE '^(torch|torchvision)==' requirements.txt) -r requirements-gpu.txt
   else
     "$VPY" -m pip install -q -r requirements.txt
+  fi
+  if [[ "$DEV" == 1 ]]; then
+    "$VPY" -m pip install -q -r requirements-dev.txt
   fi
   "$VPY" -m pip install -q --no-deps -e .
   echo "$stamp" > .venv/.geo-r-installed

@@ -17,7 +17,7 @@ import random
 import time
 
 from open_r1.data import load_rows
-from open_r1.data.jsonl import Row
+from open_r1.data.rows import Row
 from open_r1.evaluation import plots
 from open_r1.evaluation.generation import Sampling, TransformersGenerator, row_conversation
 from open_r1.evaluation.loading import load_inference_model, load_inference_processor, resolve_model

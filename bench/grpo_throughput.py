@@ -128,10 +128,10 @@ def main() -> None:
 
     from open_r1.data import load_rows
     from open_r1.data.dataset import rows_to_dataset, with_images
+    from open_r1.modeling.loading import ensure_left_padding
     from open_r1.rewards import build_reward_funcs
     from open_r1.tiny_model import build_processor
     from open_r1.training.grpo import build_grpo_trainer
-    from open_r1.training.model import ensure_left_padding
 
     on_gpu = torch.cuda.is_available() and not args.tiny
     dtype = torch.bfloat16 if on_gpu else torch.float32

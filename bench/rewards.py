@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from open_r1.answer_format import render_answer, wrap
-from open_r1.geo import country_name, parse_answer, reverse_geocode
+from open_r1.answer import parse_answer, render_answer, wrap
+from open_r1.geo import country_name, reverse_geocode
 from open_r1.geo.geocode import _places
 from open_r1.rewards import batch as batch_module
 from open_r1.rewards import build_reward_funcs

@@ -1,5 +1,5 @@
 """How fast does SFT on Chain-of-Region targets teach the output format? Prints held-out loss, parse rate
-(`geo.parse_answer` finds one coordinate pair) and mean format score of greedy completions as training goes.
+(`answer.parse_answer` finds one coordinate pair) and mean format score of greedy completions as training goes.
 
     .venv/bin/python bench/sft_learning.py                         # tiny model, demo data, CPU (a few minutes)
     .venv/bin/python bench/sft_learning.py --steps 60 --eval_at 0 20 40 60
@@ -21,11 +21,12 @@ from pathlib import Path
 from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig
 
-from open_r1.answer_format import format_score
+from open_r1.answer import parse_answer
+from open_r1.configs import SFT_TARGETS
 from open_r1.data import load_rows
 from open_r1.data.dataset import with_images
-from open_r1.geo import parse_answer
-from open_r1.training.model import load_model, load_processor
+from open_r1.modeling.loading import load_model, load_processor
+from open_r1.rewards.format import format_score
 from open_r1.training.sft import build_sft_trainer, greedy_completions, sft_dataset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--train", default=str(REPO / "data/demo/train.jsonl"))
     parser.add_argument("--test", default=str(REPO / "data/demo/test.jsonl"))
     parser.add_argument("--images", default=str(REPO / "data/demo/images"))
-    parser.add_argument("--targets", default="chain_of_region", choices=["chain_of_region", "answer"])
+    parser.add_argument("--targets", default=SFT_TARGETS[0], choices=SFT_TARGETS)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--eval_at", type=int, nargs="*", default=[0, 100, 150])
     parser.add_argument("--batch_size", type=int, default=4)

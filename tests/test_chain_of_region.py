@@ -7,20 +7,19 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import REPO
-
-from open_r1.answer_format import FORMAT_WEIGHTS, format_parts, format_score, split_completion
-from open_r1.chain_of_region import (
-    TARGET_ANSWER,
-    chain_of_region_target,
-    resolve_labels,
-    sft_target,
-    sft_targets,
-)
+from open_r1.answer import parse_answer, split_completion
 from open_r1.data import DataError, Row, load_rows
-from open_r1.geo import parse_answer, same_country
+from open_r1.data.sft_targets import TARGET_ANSWER, chain_of_region_target, resolve_labels, sft_target, sft_targets
+from open_r1.geo import same_country
+from open_r1.rewards.format import format_parts, format_score
 
-MAX_FORMAT = sum(FORMAT_WEIGHTS.values())
+# The format reward's documented range is [0, 1] (rewards/format.py: its part weights "sum to 1"), so a target
+# that gets every part right (one think block, one answer block, a coordinate pair, the whole country-region-city
+# chain) scores exactly 1.0. Written out here rather than summed from the module's own FORMAT_WEIGHTS, so a change
+# to the weights that breaks "the full reward is 1" fails this test instead of moving the expectation with it.
+MAX_FORMAT = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +92,7 @@ def test_phrasing_varies_across_rows_but_is_fixed_per_row(demo_rows):
 
 def test_the_choice_of_phrasing_does_not_depend_on_the_process_hash_seed():
     code = (
-        "from open_r1.chain_of_region import chain_of_region_target as t;"
+        "from open_r1.data.sft_targets import chain_of_region_target as t;"
         "print('|'.join(t({'id': f'r{i}', 'lat': 35.68, 'lon': 139.69, 'country': 'JP', 'region': 'Tokyo',"
         " 'city': 'Tokyo'}) for i in range(12)))"
     )

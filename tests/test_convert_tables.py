@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_images
 
-from open_r1.answer_format import DEFAULT_GEO_QUESTION, render_answer
+from conftest import make_images
+from open_r1.answer import DEFAULT_GEO_QUESTION, render_answer
 from open_r1.data import DataError, load_rows
 from open_r1.data.convert.__main__ import main as convert_main
 from open_r1.data.convert.csv_table import ImageFinder
@@ -210,8 +210,7 @@ def test_sft_targets_write_a_region_chain(tmp_path, osv):
     out = tmp_path / "osv_sft.jsonl"
     args = ["osv5m", "--csv", str(table), "--images", str(images), "--out", str(out), "--sft_targets", "--quiet"]
     assert convert_main(args) == 0
-    from open_r1.answer_format import split_completion
-    from open_r1.geo import parse_answer
+    from open_r1.answer import parse_answer, split_completion
 
     for row in read_jsonl(out):
         think, answer = split_completion(row["conversations"][1]["value"])

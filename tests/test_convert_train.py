@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, make_images
 
+from conftest import REPO, make_images
 from open_r1.data.convert.__main__ import main as convert_main
 
 

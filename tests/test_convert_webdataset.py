@@ -70,7 +70,8 @@ def test_shards_by_brace_pattern_become_rows_and_extracted_images(tmp_path, caps
 
     printed = capsys.readouterr().out
     assert "wrote 3 rows" in printed and "skipped 3 rows" in printed
-    assert f"1 samples without an image (jpg/jpeg/png/webp) (e.g. {tmp_path / 'train-000.tar'}:000002)" in printed
+    kinds = "jpg/jpeg/png/webp/bmp/gif/tif/tiff/heic/heif"  # every image type geo-r reads (data/images.py)
+    assert f"1 samples without an image ({kinds}) (e.g. {tmp_path / 'train-000.tar'}:000002)" in printed
     assert f"1 samples without a json (e.g. {tmp_path / 'train-001.tar'}:000001)" in printed
     assert "1 samples without numeric lat/lon in their json" in printed
     assert validate(str(out), str(images)).ok

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import geo_row, make_images, write_jsonl
 
+from conftest import geo_row, make_images, write_jsonl
 from open_r1.data import DataError, load_rows
 from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_images
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import geo_row, make_images, write_jsonl
 from PIL import Image
 from trl import TrlParser
 
+from conftest import geo_row, make_images, write_jsonl
 from open_r1 import eval_geo
+from open_r1.configs import EvalArguments, ModelArguments, SamplingArguments
 from open_r1.data import DataError, load_rows
 from open_r1.evaluation import loading
-from open_r1.evaluation.arguments import EvalArguments, ModelArguments, SamplingArguments
 from open_r1.evaluation.generation import TransformersGenerator
 from open_r1.evaluation.harness import SettingsMismatch, evaluation_rows
 from open_r1.evaluation.metrics import FAILURE_KM
@@ -170,7 +170,7 @@ def make_adapter(tiny_model_dir: Path, folder: Path, base_name: str | None = Non
     from peft import LoraConfig, get_peft_model
     from trl import ModelConfig
 
-    from open_r1.training.model import load_model
+    from open_r1.modeling.loading import load_model
 
     model = load_model(ModelConfig(model_name_or_path=str(tiny_model_dir)))
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from open_r1.data.jsonl import Row
+from open_r1.data.rows import Row
 from open_r1.evaluation import plots
 from open_r1.evaluation.records import build_records
 

@@ -3,7 +3,6 @@
 
 import multiprocessing
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -68,24 +67,57 @@ def test_vectorised_matches_single_queries():
 
 
 def test_loads_once_under_concurrent_first_use(monkeypatch):
-    table = geocode._places()
-    monkeypatch.setattr(geocode, "_table", None)
-    calls = []
+    """Four threads all ask for the places table while the first load is still running: it is loaded once.
 
-    def slow_load():  # slow enough that every thread arrives while the first is still loading
-        calls.append(1)
-        time.sleep(0.2)
+    No sleeps: the lock is wrapped so that the fake loader can wait until every other thread has reached it (and
+    so is provably inside `_places` with no table yet) before it returns. A `_places` that loads without the lock,
+    or that does not check again once it holds it, runs the loader more than once (or never sees the others).
+    """
+    table = geocode._places()
+    threads_count = 4
+    monkeypatch.setattr(geocode, "_table", None)
+    real_lock = threading.Lock()
+    arrivals = threading.Condition()
+    at_lock = []  # threads that have reached the lock, counted before they block on it
+
+    class CountingLock:
+        def __enter__(self):
+            with arrivals:
+                at_lock.append(threading.get_ident())
+                arrivals.notify_all()
+            return real_lock.__enter__()
+
+        def __exit__(self, *exc):
+            return real_lock.__exit__(*exc)
+
+    calls = []
+    everyone_waited = []
+
+    def load_while_the_others_wait():
+        calls.append(threading.get_ident())
+        with arrivals:  # the loader holds the lock: the other threads can only be queued on it
+            everyone_waited.append(arrivals.wait_for(lambda: len(at_lock) == threads_count, timeout=10))
         return table
 
-    monkeypatch.setattr(geocode, "_load", slow_load)
+    monkeypatch.setattr(geocode, "_lock", CountingLock())
+    monkeypatch.setattr(geocode, "_load", load_while_the_others_wait)
+    start = threading.Barrier(threads_count)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(reverse_geocode([38.72], [-9.14])[0].country))
-               for _ in range(4)]
+
+    def first_use():
+        start.wait(timeout=30)
+        results.append(reverse_geocode([38.72], [-9.14])[0].country)
+
+    threads = [threading.Thread(target=first_use) for _ in range(threads_count)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert results == ["PT"] * 4 and calls == [1]
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert len(calls) == 1, f"the table was loaded {len(calls)} times"
+    assert everyone_waited == [True], "the other threads never reached the lock while the table was loading"
+    assert results == ["PT"] * threads_count
+    assert geocode._table is table
 
 
 def _worker(queue):

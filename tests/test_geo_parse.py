@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from open_r1.answer_format import format_parts, render_answer, wrap
-from open_r1.geo import GeoAnswer, answer_text, parse_answer, parse_completion
-from open_r1.geo.parse import MAX_ANSWER_CHARS, MAX_COMPLETION_CHARS, _parse_general
+from open_r1.answer import GeoAnswer, answer_text, parse_answer, parse_completion, render_answer, wrap
+from open_r1.answer.parse import MAX_ANSWER_CHARS, MAX_COMPLETION_CHARS, _parse_general
+from open_r1.rewards.format import format_parts
 
 LISBON = (38.7167, -9.1395)
 
@@ -186,7 +186,7 @@ def test_returns_finite_values():
 def test_flat_json_reads_the_same_through_the_general_scan():
     """JSON answers are read by the JSON parser when they are flat objects of coordinate and name keys; every
     variant, accepted or refused, must give what the general scan gives."""
-    from open_r1.geo.parse import _NOT_FLAT, _parse_flat_json
+    from open_r1.answer.parse import _NOT_FLAT, _parse_flat_json
 
     rng = random.Random(11)
     keys = ["lat", "Latitude", "lon", "lng", "LONG", "longitude", "country", "region", "State", "province", "city",

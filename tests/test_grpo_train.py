@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
 from transformers import AutoProcessor
 from trl import GRPOConfig, ModelConfig
 
+from conftest import REPO
 from open_r1 import grpo_jsonl
 from open_r1.configs import GRPOScriptArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import rows_to_dataset, with_images
+from open_r1.modeling.loading import load_model
 from open_r1.rewards import build_reward_funcs, load_reward_module
 from open_r1.training.grpo import build_grpo_trainer
-from open_r1.training.model import load_model
 
 DENSE = str(REPO / "tests" / "fixtures" / "dense_reward.py")
 
@@ -89,15 +89,32 @@ def run_main(tmp_path, tiny_model_dir, *, script=None, model=None, **training):
     return tmp_path / "out"
 
 
-def test_lora_run_saves_an_adapter_and_freezes_the_base(tmp_path, tiny_model_dir):
+def test_lora_run_saves_an_adapter_and_freezes_the_base(tmp_path, tiny_model_dir, monkeypatch):
+    built = []  # the trainer grpo_jsonl.main builds, kept to look at the model it trained
+
+    def keep_trainer(*args, **kwargs):
+        built.append(build_grpo_trainer(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(grpo_jsonl, "build_grpo_trainer", keep_trainer)
     out = run_main(tmp_path, tiny_model_dir, model={"use_peft": True, "lora_r": 4, "lora_alpha": 8, "lora_target_modules": ["q_proj", "v_proj"]})
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     assert not (out / "model.safetensors").exists()
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
-    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
-    adapted = PeftModel.from_pretrained(base, out)
+    (trainer,) = built
+    assert trainer.state.global_step == 2
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable), [n for n in trainable if "lora_" not in n][:5]
+    # The base weights after training, with the LoRA layers taken out (not merged), equal the checkpoint's.
+    base = dict(AutoModelForImageTextToText.from_pretrained(tiny_model_dir).named_parameters())
+    trained_base = dict(trainer.model.unload().named_parameters())
+    assert set(trained_base) == set(base), set(trained_base) ^ set(base)
+    moved = [n for n in base if not torch.equal(base[n], trained_base[n].detach())]
+    assert not moved, f"LoRA training changed base weights: {moved[:5]}"
+
+    adapted = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(tiny_model_dir), out)
     lora_b = [p for n, p in adapted.named_parameters() if "lora_B" in n]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "LoRA B matrices are still zero: nothing trained"
 

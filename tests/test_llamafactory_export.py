@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 from conftest import geo_row, make_images, write_jsonl
-
-from open_r1.answer_format import build_question
-from open_r1.chain_of_region import chain_of_region_target
+from open_r1.answer import build_question
 from open_r1.data import load_rows
 from open_r1.data.dataset import prompt_messages
+from open_r1.data.sft_targets import chain_of_region_target
 from open_r1.data.to_llamafactory import export
 
 

@@ -15,14 +15,14 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
 from safetensors.torch import load_file
 
-from open_r1.chain_of_region import chain_of_region_target
+from conftest import REPO
 from open_r1.data import load_rows
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
-from open_r1.training.model import load_processor
+from open_r1.data.sft_targets import chain_of_region_target
+from open_r1.modeling.loading import load_processor
 
 pytestmark = [pytest.mark.llamafactory, pytest.mark.slow]
 
@@ -119,7 +119,7 @@ def test_lora_run_is_merged_into_a_checkpoint_grpo_can_load(llamafactory_cli, tm
     assert any(not torch.equal(base[k], weights[k]) for k in base), "the merged model equals the base"
     from trl import ModelConfig
 
-    from open_r1.training.model import load_model
+    from open_r1.modeling.loading import load_model
 
     assert type(load_model(ModelConfig(model_name_or_path=str(merged)))).__name__.startswith("Qwen2_5_VL")
     assert load_processor(str(merged)).tokenizer.padding_side == "left"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from open_r1.data.jsonl import Row
+from open_r1.data.rows import Row
 from open_r1.evaluation.metrics import (
     FAILURE_KM,
     compute_metrics,

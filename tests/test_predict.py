@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_images
 from trl import TrlParser
 
+from conftest import make_images
 from open_r1 import predict
+from open_r1.configs import ModelArguments, PredictArguments, SamplingArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import prompt_messages
-from open_r1.evaluation.arguments import ModelArguments, PredictArguments, SamplingArguments
 from open_r1.evaluation.describe import as_text, describe
 from open_r1.evaluation.generation import geo_messages
 

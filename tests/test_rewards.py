@@ -6,10 +6,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from open_r1.answer_format import format_parts, render_answer, wrap
+from open_r1.answer import render_answer, wrap
 from open_r1.geo import haversine_km
 from open_r1.rewards import REWARDS, build_reward_funcs, completion_text
 from open_r1.rewards import batch as batch_module
+from open_r1.rewards.format import format_parts
 
 LISBON = (38.7167, -9.1395)
 MADRID = (40.4168, -3.7038)
@@ -292,11 +293,11 @@ def test_distance_metrics_match_a_numpy_reference():
     assert logged["geo/within_750km"] == pytest.approx(np.mean(km <= 750))
 
 
-def test_region_chain_exact_case_shortcut_agrees_with_a_case_blind_search():
+def test_chain_share_exact_case_shortcut_agrees_with_a_case_blind_search():
     """The chain is searched with the names as written first; the result must be the case-blind one."""
     import random
 
-    from open_r1.answer_format import region_chain
+    from open_r1.rewards.format import chain_share
 
     def case_blind(think, names):
         hay, pos, reached = think.casefold(), 0, 0
@@ -323,5 +324,5 @@ def test_region_chain_exact_case_shortcut_agrees_with_a_case_blind_search():
         names = [rng.choice(["France", "Portugal", "Brazil", "Atlantis", None]),
                  rng.choice(["Île-de-France", "São Paulo", "x", None]), rng.choice(["Paris", "São Paulo", None])]
         text = f"<think>{think}</think>"
-        assert region_chain(think, *names) == case_blind(think, names), (think, names)
-        assert region_chain(text, *names, span=(7, 7 + len(think))) == case_blind(think, names), (think, names)
+        assert chain_share(think, *names) == case_blind(think, names), (think, names)
+        assert chain_share(text, *names, span=(7, 7 + len(think))) == case_blind(think, names), (think, names)

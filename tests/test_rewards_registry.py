@@ -4,7 +4,8 @@ import pickle
 
 import pytest
 
-from open_r1.rewards import REWARDS, RewardArguments, build_reward_funcs, load_reward_module, register
+from open_r1.configs import RewardArguments
+from open_r1.rewards import REWARDS, build_reward_funcs, load_reward_module, register
 from open_r1.rewards.registry import reward_options
 
 GEO = ["format", "haversine", "hierarchy", "geohash", "geoguessr", "georpiecewise"]

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from open_r1.rewards import SCHEDULES, anneal, training_progress
+from open_r1.schedules import SCHEDULES, anneal, training_progress
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)

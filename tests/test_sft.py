@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
 from safetensors.torch import load_file
 from trl import ModelConfig, SFTConfig
 
-from open_r1.answer_format import format_score
-from open_r1.chain_of_region import chain_of_region_target
+from conftest import REPO
+from open_r1.answer import parse_answer
 from open_r1.data import load_rows
 from open_r1.data.dataset import rows_to_dataset, with_images
-from open_r1.geo import parse_answer
-from open_r1.training.model import load_model, load_processor
+from open_r1.data.sft_targets import chain_of_region_target
+from open_r1.modeling.loading import load_model, load_processor
+from open_r1.rewards.format import format_score
 from open_r1.training.sft import build_sft_trainer, greedy_completions, save_for_grpo, sft_dataset
 
 MAX_PIXELS = 112 * 112

@@ -11,10 +11,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import geo_row, make_images, write_jsonl
 from PIL import Image
 
-from open_r1.answer_format import render_answer
+from conftest import geo_row, make_images, write_jsonl
+from open_r1.answer import render_answer
 from open_r1.data import DataError, load_rows
 from open_r1.data.dataset import rows_to_dataset, with_images
 from open_r1.data.images import OVERSIZE_FACTOR, load_image
@@ -239,8 +239,8 @@ def test_grpo_trains_on_the_stream_in_order_and_resumes_where_it_stopped(tmp_pat
     grpo_rows_consumed(step)` (and the Trainer's own batch skipping off) goes on with the next rows."""
     from trl import GRPOConfig, ModelConfig
 
+    from open_r1.modeling.loading import load_model, load_processor
     from open_r1.training.grpo import build_grpo_trainer
-    from open_r1.training.model import load_model, load_processor
 
     train, _, images = demo_data
     seen: list[str] = []

@@ -10,9 +10,10 @@ from PIL import Image
 from transformers import AutoProcessor
 from trl import GRPOConfig, ModelConfig
 
-from open_r1.training.checkpoints import CheckpointError, find_resume_checkpoint
-from open_r1.training.grpo import resolve_generation_backend, resolve_reporting
-from open_r1.training.model import ensure_left_padding, load_model, load_processor
+from open_r1.modeling.checkpoints import CheckpointError, find_resume_checkpoint
+from open_r1.modeling.loading import ensure_left_padding, load_model, load_processor
+from open_r1.training.grpo import resolve_generation_backend
+from open_r1.training.run import resolve_reporting
 
 
 def make_checkpoint(folder, step, *, state=True, weights=True):

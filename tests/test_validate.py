@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import geo_row, make_images, write_jsonl
 
+from conftest import geo_row, make_images, write_jsonl
 from open_r1.data import DataError, load_rows
 from open_r1.data.validate import main as validate_main
 from open_r1.data.validate import validate

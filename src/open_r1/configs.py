@@ -1,10 +1,25 @@
-"""Script arguments shared by the entry scripts; `TrlParser` parses them next to TRL's own configs."""
+"""Every argument dataclass of the entry scripts, in one home; `TrlParser` parses them next to TRL's own configs.
+
+    grpo_jsonl.py  GRPOScriptArguments (DataArguments + RewardArguments), GRPOConfig, ModelConfig
+    sft.py         SFTScriptArguments (DataArguments), SFTConfig, ModelConfig
+    eval_geo.py    EvalArguments, ModelArguments, SamplingArguments
+    predict.py     PredictArguments, ModelArguments, SamplingArguments
+    data/to_llamafactory.py  ExportArguments
+
+A low layer: it imports only the answer format and the schedules, so reading a config never imports
+rewards, training or evaluation code. The names a choice can take live here too (`SFT_TARGETS`,
+`BENCHMARKS`) and the modules that implement them import them from here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from open_r1.rewards.options import RewardArguments
+from open_r1.answer.format import DEFAULT_GEO_QUESTION
+from open_r1.schedules import SCHEDULES
+
+SFT_TARGETS = ("chain_of_region", "answer")  # rule-based Chain-of-Region targets, or the rows' own gpt answers
+BENCHMARKS = ("im2gps3k", "yfcc4k", "osv5m")  # benchmarks with published results to --compare with
 
 
 @dataclass
@@ -39,7 +54,206 @@ class DataArguments:
 
 
 @dataclass
+class RewardArguments:
+    """Which rewards to train with and how they are set."""
+
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["format", "haversine"],
+        metadata={"help": "rewards by name (see open_r1.rewards.REWARDS): format, haversine, hierarchy, geohash, "
+                  "geoguessr, georpiecewise, accuracy, iou, or those of --reward_module"},
+    )
+    reward_module: str | None = field(
+        default=None,
+        metadata={"help": "a .py file whose public reward functions fn(prompts, completions, **kwargs) are "
+                  "registered under their names, for use in --reward_funcs"},
+    )
+    tau_start: float = field(
+        default=2000.0, metadata={"help": "haversine: distance scale (km) of exp(-d / tau) at the first step"}
+    )
+    tau_end: float = field(default=25.0, metadata={"help": "haversine: distance scale (km) at the last step"})
+    tau_schedule: str = field(
+        default="exponential",
+        metadata={"help": "haversine: how tau goes from tau_start to tau_end over training",
+                  "choices": list(SCHEDULES)},
+    )
+    format_penalty: float = field(
+        default=-0.1, metadata={"help": "format: reward of a completion without one parseable coordinate pair"}
+    )
+    country_weight: float = field(default=0.5, metadata={"help": "hierarchy: weight of the right country"})
+    region_weight: float = field(default=0.3, metadata={"help": "hierarchy: weight of the right region (admin1)"})
+    city_weight: float = field(default=0.2, metadata={"help": "hierarchy: weight of the right city"})
+    geohash_precision: int = field(
+        default=6, metadata={"help": "geohash: number of geohash characters compared (1-12; 6 is about 1 km)"}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = self.reward_funcs.split()
+        if self.tau_schedule not in SCHEDULES:
+            raise ValueError(f"tau_schedule must be one of {SCHEDULES}, got {self.tau_schedule!r}")
+        if not (self.tau_start > 0 and self.tau_end > 0):
+            raise ValueError(f"tau_start and tau_end must be positive km, got {self.tau_start} and {self.tau_end}")
+        if min(self.country_weight, self.region_weight, self.city_weight) < 0:
+            raise ValueError("hierarchy weights must not be negative")
+        if not 1 <= self.geohash_precision <= 12:
+            raise ValueError(f"geohash_precision must be in 1..12, got {self.geohash_precision}")
+
+
+@dataclass
 class GRPOScriptArguments(DataArguments, RewardArguments):
     """Arguments of `grpo_jsonl.py` beyond TRL's `GRPOConfig` and `ModelConfig`."""
 
     freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
+
+
+@dataclass
+class SFTScriptArguments(DataArguments):
+    """Arguments of `sft.py` beyond TRL's `SFTConfig` and `ModelConfig`."""
+
+    targets: str = field(
+        default="chain_of_region",
+        metadata={
+            "help": "assistant turns to train on: 'chain_of_region' (rule-based region chain + answer built from "
+            "the row's labels) or 'answer' (the rows' own gpt answers)",
+            "choices": list(SFT_TARGETS),
+        },
+    )
+    freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
+
+
+@dataclass
+class ExportArguments:
+    """What to export and where."""
+
+    out: str = field(metadata={"help": "folder to write the dataset file and dataset_info.json into"})
+    data_file_paths: str = field(
+        default="data/demo/train.jsonl", metadata={"help": "jsonl files, separated by ':'"}
+    )
+    image_folders: str = field(
+        default="data/demo/images", metadata={"help": "image folders paired by position, separated by ':'"}
+    )
+    targets: str = field(
+        default="chain_of_region",
+        metadata={"help": "assistant turns to train on", "choices": list(SFT_TARGETS)},
+    )
+    dataset_name: str = field(default="geo_r_sft", metadata={"help": "the dataset's name in dataset_info.json"})
+    question_template: str | None = field(
+        default=None, metadata={"help": "the same --question_template given to GRPO (unset: GRPO's default prompt)"}
+    )
+    max_rows: int | None = field(default=None, metadata={"help": "export at most this many rows"})
+
+
+@dataclass
+class ModelArguments:
+    """Which model to run and how to load it."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "hub id, local folder, training checkpoint (output/run/checkpoint-500) or LoRA adapter "
+                  "folder (its adapter_config.json names the base model)"},
+    )
+    base_model: str | None = field(
+        default=None, metadata={"help": "base model of a LoRA adapter, instead of the one adapter_config.json names"}
+    )
+    model_revision: str = field(default="main", metadata={"help": "hub revision"})
+    dtype: str | None = field(
+        default=None,
+        metadata={"help": "weights dtype; default bfloat16 on a GPU, float32 on a CPU",
+                  "choices": ["auto", "bfloat16", "float16", "float32"]},
+    )
+    attn_implementation: str | None = field(default=None, metadata={"help": "e.g. flash_attention_2, sdpa"})
+    backend: str = field(
+        default="auto",
+        metadata={"help": "generation engine: vllm when installed and a GPU is present, else transformers",
+                  "choices": ["auto", "transformers", "vllm"]},
+    )
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM: share of GPU memory it may use"})
+
+    def __post_init__(self) -> None:
+        if not self.model_name_or_path:
+            raise ValueError("--model_name_or_path is required")
+
+
+@dataclass
+class SamplingArguments:
+    """How answers are generated."""
+
+    batch_size: int = field(default=8, metadata={"help": "images per generation batch (and per flush to disk)"})
+    max_new_tokens: int = field(default=1024, metadata={"help": "longest completion, reasoning included"})
+    temperature: float | None = field(
+        default=None, metadata={"help": "sampling temperature; default 0 (greedy) for one guess, 1.0 for several"}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling when sampling"})
+    seed: int = field(default=42, metadata={"help": "sampling seed; also the held-out split's seed"})
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class ModelPixelBounds:
+    """Image size bounds; unset, they are the model's own (a geo-r checkpoint saves its training settings)."""
+
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "smallest image area given to the vision tower (default: the model's own)"}
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": "largest image area given to the vision tower (default: the model's own, which a "
+                  "geo-r checkpoint saved from its training settings)"},
+    )
+
+
+@dataclass
+class EvalArguments(ModelPixelBounds, DataArguments):
+    """What to evaluate on, and what to write."""
+
+    data_file_paths: str = field(
+        default="data/demo/test.jsonl",
+        metadata={"help": "jsonl files in the training format, separated by ':'"},
+    )
+    val_split_ratio: float = field(
+        default=0.0,
+        metadata={"help": "evaluate only on the rows a training run with this --val_split_ratio and --seed held "
+                  "out of these files"},
+    )
+    output_dir: str = field(default="output/eval", metadata={"help": "where predictions.jsonl, metrics.json and "
+                                                                        "the plots go; a rerun resumes there"})
+    num_guesses: int = field(
+        default=1, metadata={"help": "guesses sampled per image (k); k > 1 adds best-of-k and the top-5 weighted score"}
+    )
+    benchmark: str | None = field(
+        default=None,
+        metadata={"help": "benchmark of the data, for --compare (guessed from the data path when unset)",
+                  "choices": list(BENCHMARKS)},
+    )
+    compare: bool = field(default=False, metadata={"help": "print the run next to published results"})
+    submission: str | None = field(default=None, metadata={"help": "also write a competition CSV (id, lat, lon)"})
+    plots: bool = field(default=True, metadata={"help": "write error_cdf.png and world_map.png (--no_plots: skip)"})
+    geocode_labels: bool = field(
+        default=False,
+        metadata={"help": "take the true country/region/city from the geocoder at the true coordinates, ignoring "
+                  "the rows' labels, so truth and prediction use one gazetteer"},
+    )
+    overwrite: bool = field(default=False, metadata={"help": "discard earlier predictions in --output_dir"})
+
+
+@dataclass
+class PredictArguments(ModelPixelBounds):
+    """What to predict."""
+
+    images: list[str] = field(
+        default_factory=list,
+        metadata={"help": "one image; several images of one place (e.g. four views); or one folder, whose images "
+                  "are predicted one by one"},
+    )
+    question: str = field(default=DEFAULT_GEO_QUESTION, metadata={"help": "the question inside the prompt"})
+    question_template: str | None = field(
+        default=None, metadata={"help": "text of the user turn ('{question}' is replaced); default: the geo template"}
+    )
+    json: bool = field(default=False, metadata={"help": "print JSON instead of text"})
+
+    def __post_init__(self) -> None:
+        if not self.images:
+            raise ValueError("--images is required: image files of one place, or one folder")

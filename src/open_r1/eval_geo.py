@@ -18,7 +18,7 @@ import logging
 
 from trl import TrlParser
 
-from open_r1.evaluation.arguments import EvalArguments, ModelArguments, SamplingArguments
+from open_r1.configs import EvalArguments, ModelArguments, SamplingArguments
 from open_r1.evaluation.harness import evaluate
 
 

@@ -15,10 +15,11 @@ import logging
 from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import GRPOScriptArguments
-from open_r1.data.grpo_data import grpo_datasets
+from open_r1.modeling.loading import load_model_and_processor
 from open_r1.rewards import build_reward_funcs, load_reward_module
-from open_r1.training.grpo import build_grpo_trainer, resume_checkpoint
-from open_r1.training.model import load_model_and_processor
+from open_r1.training.grpo import build_grpo_trainer
+from open_r1.training.grpo_data import grpo_datasets
+from open_r1.training.run import resume_checkpoint
 
 logger = logging.getLogger(__name__)
 

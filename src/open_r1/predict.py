@@ -17,12 +17,11 @@ from pathlib import Path
 
 from trl import TrlParser
 
-from open_r1.evaluation.arguments import ModelArguments, PredictArguments, SamplingArguments
+from open_r1.configs import ModelArguments, PredictArguments, SamplingArguments
+from open_r1.data.images import IMAGE_SUFFIXES
 from open_r1.evaluation.describe import as_text, describe
 from open_r1.evaluation.generation import Sampling, geo_messages, with_images
 from open_r1.evaluation.harness import build_generator
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic"}
 
 
 def image_groups(paths: list[str]) -> list[list[str]]:

@@ -16,11 +16,12 @@ import logging
 
 from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 
+from open_r1.configs import SFTScriptArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import split_for_validation, with_images
-from open_r1.training.grpo import resume_checkpoint
-from open_r1.training.model import load_model_and_processor
-from open_r1.training.sft import SFTScriptArguments, build_sft_trainer, save_for_grpo, sft_dataset
+from open_r1.modeling.loading import load_model_and_processor
+from open_r1.training.run import resume_checkpoint
+from open_r1.training.sft import build_sft_trainer, save_for_grpo, sft_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -97,15 +97,15 @@ def compact_corpus() -> list[str]:
     """Text the compact tokenizer learns from: what this project's prompts and answers are made of."""
     import numpy as np
 
-    from open_r1.answer_format import GENERIC_QUESTION_TEMPLATE, GEO_QUESTION_TEMPLATE, build_question
-    from open_r1.chain_of_region import RegionLabels, chain_of_region_target
+    from open_r1.answer import GENERIC_QUESTION_TEMPLATE, GEO_QUESTION_TEMPLATE, build_question
+    from open_r1.data.sft_targets import RegionLabels, chain_of_region_target
     from open_r1.geo import continent_of, country_name
     from open_r1.geo.geocode import reverse_geocode
 
     rng = np.random.default_rng(0)
     lats, lons = rng.uniform(-60, 70, 3000), rng.uniform(-180, 180, 3000)
     texts = [GEO_QUESTION_TEMPLATE, GENERIC_QUESTION_TEMPLATE, build_question("Where was this photo taken?", True)]
-    for i, (lat, lon, place) in enumerate(zip(lats, lons, reverse_geocode(lats, lons))):
+    for i, place in enumerate(reverse_geocode(lats, lons)):
         if place is None:
             continue
         labels = RegionLabels(

@@ -9,9 +9,9 @@ from typing import Any
 
 from datasets import Dataset
 
-from open_r1.answer_format import build_question
+from open_r1.answer import build_question
 from open_r1.data.images import load_image
-from open_r1.data.jsonl import Row
+from open_r1.data.rows import Row
 
 
 def prompt_messages(row: Row, question_template: str | None = None) -> list[dict[str, Any]]:

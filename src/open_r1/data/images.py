@@ -13,14 +13,25 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from open_r1.data.jsonl import DataError
+from open_r1.data.rows import DataError
 
-try:  # optional: iPhone photos
-    from pillow_heif import register_heif_opener
+# The one list of image file types geo-r reads: Pillow's own, plus HEIC/HEIF when pillow-heif is installed.
+PILLOW_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+HEIF_SUFFIXES = (".heic", ".heif")
+IMAGE_SUFFIXES = PILLOW_SUFFIXES + HEIF_SUFFIXES
 
+
+def heif_available() -> bool:
+    """Register pillow-heif's HEIC/HEIF opener with Pillow when the package is installed (iPhone photos)."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
     register_heif_opener()
-except ImportError:
-    pass
+    return True
+
+
+heif_available()
 
 # resize here only when the decoded image is more than this many times over the budget
 OVERSIZE_FACTOR = 2

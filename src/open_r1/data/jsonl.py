@@ -16,48 +16,12 @@ import json
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-IMAGE_TAG = "<image>"
-LABEL_FIELDS = ("country", "region", "city")
+from open_r1.data.rows import IMAGE_TAG, LABEL_FIELDS, DataError, Row
+
 KNOWN_FIELDS = frozenset({"id", "image", "images", "conversations", "lat", "lon", *LABEL_FIELDS})
-
-
-class DataError(ValueError):
-    """A problem with the input data, located by file, line and field."""
-
-
-@dataclass
-class Row:
-    """One training/evaluation example after validation, with absolute image paths."""
-
-    id: str
-    image_paths: list[str]
-    question: str  # the human turn with <image> tags removed
-    solution: str  # the gpt answer ("" when the row has none)
-    lat: float | None = None
-    lon: float | None = None
-    country: str | None = None
-    region: str | None = None
-    city: str | None = None
-    source: str = ""  # "file:line", for error messages downstream
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "image_paths": self.image_paths,
-            "question": self.question,
-            "solution": self.solution,
-            "lat": self.lat,
-            "lon": self.lon,
-            "country": self.country,
-            "region": self.region,
-            "city": self.city,
-            "source": self.source,
-        }
 
 
 def split_paths(value: str | Sequence[str] | None) -> list[str]:
@@ -171,7 +135,7 @@ def parse_row(raw: Any, where: str, image_folder: str, check_images: bool = True
 
 def _coordinates_from_answer(answer: str) -> tuple[float | None, float | None]:
     """Labels for rows that carry coordinates only in their gpt answer (Geo-R's original files)."""
-    from open_r1.geo import parse_answer
+    from open_r1.answer import parse_answer
 
     parsed = parse_answer(answer)
     return (parsed.lat, parsed.lon) if parsed else (None, None)

@@ -16,39 +16,18 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from open_r1.chain_of_region import TARGET_CHAIN_OF_REGION, TARGET_CHOICES, sft_targets
+from open_r1.configs import ExportArguments
 from open_r1.data.dataset import prompt_messages
-from open_r1.data.jsonl import IMAGE_TAG, Row, load_rows
+from open_r1.data.jsonl import load_rows
+from open_r1.data.rows import IMAGE_TAG, Row
+from open_r1.data.sft_targets import TARGET_CHAIN_OF_REGION, sft_targets
 
 logger = logging.getLogger(__name__)
 
 DATASET_INFO = "dataset_info.json"
-
-
-@dataclass
-class ExportArguments:
-    """What to export and where."""
-
-    out: str = field(metadata={"help": "folder to write the dataset file and dataset_info.json into"})
-    data_file_paths: str = field(
-        default="data/demo/train.jsonl", metadata={"help": "jsonl files, separated by ':'"}
-    )
-    image_folders: str = field(
-        default="data/demo/images", metadata={"help": "image folders paired by position, separated by ':'"}
-    )
-    targets: str = field(
-        default=TARGET_CHAIN_OF_REGION,
-        metadata={"help": "assistant turns to train on", "choices": list(TARGET_CHOICES)},
-    )
-    dataset_name: str = field(default="geo_r_sft", metadata={"help": "the dataset's name in dataset_info.json"})
-    question_template: str | None = field(
-        default=None, metadata={"help": "the same --question_template given to GRPO (unset: GRPO's default prompt)"}
-    )
-    max_rows: int | None = field(default=None, metadata={"help": "export at most this many rows"})
 
 
 def sharegpt_record(row: Row, target: str, question_template: str | None = None) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from open_r1.data.images import load_image
-from open_r1.data.jsonl import LABEL_FIELDS, DataError, parse_row, pair_files_with_folders
+from open_r1.data.jsonl import pair_files_with_folders, parse_row
+from open_r1.data.rows import LABEL_FIELDS, DataError
 
 KINDS = {
     "json": "lines that are not valid JSON",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from open_r1.answer_format import ANSWER_OPEN, split_completion
-from open_r1.geo import country_name, nearest_places, parse_answer, reverse_geocode
+from open_r1.answer import ANSWER_OPEN, parse_answer, split_completion
+from open_r1.geo import country_name, nearest_places, reverse_geocode
 
 
 def _degrees(lat: float, lon: float) -> str:

@@ -21,10 +21,10 @@ from PIL import Image
 from transformers import GenerationConfig, PreTrainedModel, ProcessorMixin
 from trl.data_utils import prepare_multimodal_messages
 
-from open_r1.answer_format import build_question
+from open_r1.answer import build_question
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
-from open_r1.data.jsonl import Row
+from open_r1.data.rows import Row
 
 logger = logging.getLogger(__name__)
 

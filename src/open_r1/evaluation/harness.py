@@ -16,11 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from open_r1.configs import EvalArguments, ModelArguments, SamplingArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import rows_to_dataset, split_for_validation
-from open_r1.data.jsonl import DataError, Row
+from open_r1.data.rows import DataError, Row
 from open_r1.evaluation import loading, plots, published, report
-from open_r1.evaluation.arguments import EvalArguments, ModelArguments, SamplingArguments
 from open_r1.evaluation.generation import (
     Generator,
     Sampling,

@@ -19,8 +19,8 @@ import torch
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import ModelConfig
 
-from open_r1.training.checkpoints import WEIGHT_FILES
-from open_r1.training.model import load_model, load_processor
+from open_r1.modeling.checkpoints import WEIGHT_FILES
+from open_r1.modeling.loading import load_model, load_processor
 
 logger = logging.getLogger(__name__)
 

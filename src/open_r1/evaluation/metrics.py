@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from open_r1.geo import EARTH_RADIUS_KM, geoguessr_score, haversine_km, same_country, same_place
+from open_r1.geo import EARTH_RADIUS_KM, GEOGUESSR_SCALE_KM, geoguessr_score, haversine_km, same_country, same_place
 
 THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
 THRESHOLD_NAMES = {1.0: "street", 25.0: "city", 200.0: "region", 750.0: "country", 2500.0: "continent"}
@@ -105,7 +105,7 @@ def rank_guesses(lats: Sequence[float | None], lons: Sequence[float | None]) -> 
     lat = np.array([lats[i] for i in parsed], dtype=np.float64)
     lon = np.array([lons[i] for i in parsed], dtype=np.float64)
     distances = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    support = np.exp(-np.asarray(distances) / 1492.7).sum(axis=1)
+    support = np.exp(-np.asarray(distances) / GEOGUESSR_SCALE_KM).sum(axis=1)
     order = sorted(range(len(parsed)), key=lambda j: (-round(float(support[j]), 9), parsed[j]))
     ranked = [parsed[j] for j in order]
     unparsed = sorted(set(range(len(lats))) - set(parsed))

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCHMARKS = ("im2gps3k", "yfcc4k", "osv5m")
+from open_r1.configs import BENCHMARKS
+
 TABLE = Path(__file__).with_name("published_results.csv")
 METRIC_COLUMNS = (
     "acc@1km", "acc@25km", "acc@200km", "acc@750km", "acc@2500km",

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from open_r1.data.jsonl import Row
+from open_r1.answer import parse_answer
+from open_r1.data.rows import Row
 from open_r1.evaluation.metrics import error_km, guess_points, rank_guesses
-from open_r1.geo import parse_answer, reverse_geocode_arrays
+from open_r1.geo import reverse_geocode_arrays
 
 Place = dict[str, str | None]
 

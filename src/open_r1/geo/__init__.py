@@ -1,5 +1,5 @@
-"""Geography for geo-r's rewards and data: answer parsing, distances, offline reverse geocoding, geohashes and
-place-name comparison. Pure numpy/scipy; never imports torch, transformers or trl, so it is cheap to use in
+"""Geography for geo-r's rewards, data and evaluation: distances, offline reverse geocoding, geohashes and
+place-name comparison. Pure numpy/scipy and nothing of geo-r outside it; never imports torch, transformers or trl, so it is cheap to use in
 DataLoader workers, evaluation scripts and tests.
 """
 
@@ -14,14 +14,11 @@ from open_r1.geo.names import (
     same_country,
     same_place,
 )
-from open_r1.geo.parse import GeoAnswer, answer_text, parse_answer, parse_completion
 
 __all__ = [
     "EARTH_RADIUS_KM",
     "GEOGUESSR_SCALE_KM",
-    "GeoAnswer",
     "Place",
-    "answer_text",
     "common_prefix_len",
     "continent_of",
     "country_code",
@@ -32,8 +29,6 @@ __all__ = [
     "haversine_km",
     "nearest_places",
     "normalise_name",
-    "parse_answer",
-    "parse_completion",
     "reverse_geocode",
     "reverse_geocode_arrays",
     "same_country",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from open_r1.geo.distance import EARTH_RADIUS_KM
 
 __all__ = ["Place", "nearest_places", "places_file", "reverse_geocode", "reverse_geocode_arrays"]

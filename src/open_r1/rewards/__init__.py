@@ -12,19 +12,13 @@ reported through TRL's `log_metric` hook and show up in the trainer's logs as `g
 
 from open_r1.rewards import generic, geo  # noqa: F401  (importing registers the rewards)
 from open_r1.rewards.batch import completion_text
-from open_r1.rewards.options import RewardArguments
 from open_r1.rewards.registry import REWARDS, BoundReward, build_reward_funcs, load_reward_module, register
-from open_r1.rewards.schedules import SCHEDULES, anneal, training_progress
 
 __all__ = [
     "REWARDS",
-    "SCHEDULES",
     "BoundReward",
-    "RewardArguments",
-    "anneal",
     "build_reward_funcs",
     "completion_text",
     "load_reward_module",
     "register",
-    "training_progress",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from open_r1.geo import GeoAnswer, parse_completion
+from open_r1.answer import GeoAnswer, parse_completion
 
 __all__ = ["Batch", "as_float", "batch_of", "completion_text", "log_once", "truth_coordinates"]
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from open_r1.geo.parse import answer_text
+from open_r1.answer.parse import answer_text
 from open_r1.rewards.batch import batch_of, log_once
 from open_r1.rewards.registry import register
 

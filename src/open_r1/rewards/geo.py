@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from open_r1.answer_format import FORMAT_WEIGHTS, FormatParts, format_parts
 from open_r1.geo import (
     country_code,
     geoguessr_score,
@@ -29,8 +28,9 @@ from open_r1.geo import (
 )
 from open_r1.geo.distance import GEOGUESSR_MAX
 from open_r1.rewards.batch import Batch, batch_of, log_once
+from open_r1.rewards.format import FORMAT_WEIGHTS, FormatParts, format_parts
 from open_r1.rewards.registry import register
-from open_r1.rewards.schedules import anneal, training_progress
+from open_r1.schedules import anneal, training_progress
 
 __all__ = [
     "format_reward",
@@ -106,7 +106,7 @@ def _rewards(values: np.ndarray, labelled: np.ndarray) -> list[float | None]:
 @register("format")
 def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, format_penalty: float = -0.1,
                   **kwargs: Any) -> list[float]:
-    """Region-reasoning format, graded part by part (answer_format.FormatParts): a <think> block, one <answer>
+    """Region-reasoning format, graded part by part (rewards.format.FormatParts): a <think> block, one <answer>
     block ending the completion, exactly one coordinate pair in it, and a country -> region -> city chain in
     the reasoning. A completion without a parseable answer gets `format_penalty`. Rows without coordinate
     labels (non-geo tasks in a mixed dataset) are graded on the <think>/<answer> structure alone, in [0, 1].

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import GRPOConfig, GRPOTrainer
 
+from open_r1.modeling.loading import ensure_left_padding
 from open_r1.training.callbacks import NoLearningSignalCallback
-from open_r1.training.checkpoints import find_resume_checkpoint
-from open_r1.training.model import ensure_left_padding
+from open_r1.training.run import resolve_reporting
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +22,6 @@ def resolve_generation_backend(args: GRPOConfig) -> GRPOConfig:
     if args.use_vllm and importlib.util.find_spec("vllm") is None:
         logger.warning("vLLM is not installed: generating with transformers instead (much slower on GPUs)")
         args.use_vllm = False
-    return args
-
-
-def resolve_reporting(args: GRPOConfig) -> GRPOConfig:
-    """Log to wandb offline unless the user is logged in, so a run never stops to ask for a key."""
-    report_to = args.report_to if isinstance(args.report_to, list) else [args.report_to]
-    if "wandb" in report_to and "WANDB_MODE" not in os.environ and not os.environ.get("WANDB_API_KEY"):
-        netrc = Path.home() / ".netrc"
-        logged_in = netrc.is_file() and "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace")
-        if not logged_in:
-            os.environ["WANDB_MODE"] = "offline"
-            logger.info("wandb: not logged in, logging offline (sync later with `wandb sync`)")
     return args
 
 
@@ -66,13 +52,3 @@ def build_grpo_trainer(
         peft_config=peft_config,
         callbacks=[NoLearningSignalCallback()],
     )
-
-
-def resume_checkpoint(args: GRPOConfig) -> str | None:
-    """The checkpoint `train()` resumes from: the user's choice, else the newest complete one in output_dir."""
-    if args.resume_from_checkpoint:
-        return args.resume_from_checkpoint
-    found = find_resume_checkpoint(args.output_dir)
-    if found is not None:
-        logger.info("resuming from %s", found)
-    return str(found) if found else None

@@ -12,37 +12,20 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
-from open_r1.chain_of_region import TARGET_CHAIN_OF_REGION, TARGET_CHOICES, sft_targets
-from open_r1.configs import DataArguments
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
-from open_r1.data.jsonl import Row
-from open_r1.training.grpo import resolve_reporting
-from open_r1.training.model import ensure_left_padding, load_model
+from open_r1.data.rows import Row
+from open_r1.data.sft_targets import TARGET_CHAIN_OF_REGION, sft_targets
+from open_r1.modeling.loading import ensure_left_padding, load_model
+from open_r1.training.run import resolve_reporting
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SFTScriptArguments(DataArguments):
-    """Arguments of `sft.py` beyond TRL's `SFTConfig` and `ModelConfig`."""
-
-    targets: str = field(
-        default=TARGET_CHAIN_OF_REGION,
-        metadata={
-            "help": "assistant turns to train on: 'chain_of_region' (rule-based region chain + answer built from "
-            "the row's labels) or 'answer' (the rows' own gpt answers)",
-            "choices": list(TARGET_CHOICES),
-        },
-    )
-    freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
 
 
 def sft_dataset(

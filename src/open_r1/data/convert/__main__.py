@@ -7,10 +7,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from open_r1.answer_format import DEFAULT_GEO_QUESTION
+from open_r1.answer import DEFAULT_GEO_QUESTION
 from open_r1.data.convert import FORMATS, MODULES
 from open_r1.data.convert.writer import Summary, WriterOptions, write_records
-from open_r1.data.jsonl import DataError
+from open_r1.data.rows import DataError
 
 
 def _module(name: str):

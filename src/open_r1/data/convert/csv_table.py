@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from open_r1.data.convert.writer import Record, Skip
-from open_r1.data.jsonl import DataError
+from open_r1.data.images import IMAGE_SUFFIXES
+from open_r1.data.rows import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _AMBIGUOUS = -1  # a stem that names files in several places
 
 

@@ -18,21 +18,10 @@ from collections.abc import Iterator
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from open_r1.data.convert.writer import Record, Skip
-from open_r1.data.jsonl import DataError
+from open_r1.data.images import HEIF_SUFFIXES, PILLOW_SUFFIXES, heif_available
+from open_r1.data.rows import DataError
 
 DESCRIPTION = "a folder of photos with GPS EXIF tags (JPEG; HEIC with pillow-heif installed)"
-PILLOW_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
-HEIF_SUFFIXES = (".heic", ".heif")
-
-
-def heif_available() -> bool:
-    """Register pillow-heif's HEIC/HEIF opener with Pillow when the package is installed."""
-    try:
-        from pillow_heif import register_heif_opener
-    except ImportError:
-        return False
-    register_heif_opener()
-    return True
 
 
 def _degrees(value, ref) -> float:

@@ -18,8 +18,8 @@ import posixpath
 from collections.abc import Iterator
 
 from open_r1.data.convert.writer import Record, Skip
-from open_r1.data.jsonl import DataError
-from open_r1.data.streaming import IMAGE_EXTENSIONS, expand_shards, iter_shard_samples, sample_labels
+from open_r1.data.rows import DataError
+from open_r1.data.streaming.shards import IMAGE_EXTENSIONS, expand_shards, iter_shard_samples, sample_labels
 
 DESCRIPTION = "WebDataset tar shards (image + json with lat/lon per sample); images are extracted"
 

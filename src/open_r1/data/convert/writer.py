@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from open_r1.answer_format import DEFAULT_GEO_QUESTION, render_answer
-from open_r1.data.jsonl import IMAGE_TAG, DataError
+from open_r1.answer import DEFAULT_GEO_QUESTION, render_answer
+from open_r1.data.rows import IMAGE_TAG, DataError
 
 # Gaps are filled from the nearest GeoNames place only when it is close: a photo at sea or in a desert is not
 # "in" a town hundreds of km away. Region and city are taken only when the place lies in the row's country.
@@ -161,7 +161,7 @@ def fill_names(records: list[Record], summary: Summary) -> None:
 def render_row(record: Record, options: WriterOptions) -> dict:
     """The jsonl object for a record, in the format of `open_r1.data.jsonl` (and of data/demo)."""
     if options.sft_targets:
-        from open_r1.chain_of_region import chain_of_region_target
+        from open_r1.data.sft_targets import chain_of_region_target
 
         answer = chain_of_region_target(
             {"id": record.id, "lat": record.lat, "lon": record.lon, "country": record.country,

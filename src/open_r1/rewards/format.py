@@ -1,15 +1,7 @@
-"""The one output format of geo-r: what the prompt asks for, what SFT targets look like, and what the
-format reward checks. Keeping all three here means they cannot drift apart.
+"""Grading of the region-reasoning format (`open_r1.answer.format`): which parts of it a completion gets right.
 
-A well-formed completion is a region-level reasoning chain followed by one answer block::
-
-    <think>The script on the signs and the red soil point to South America. ... the country is Brazil,
-    the region São Paulo, the city São Paulo.</think>
-    <answer>Country: Brazil
-    Region: São Paulo
-    City: São Paulo
-    Latitude: -23.5475
-    Longitude: -46.6361</answer>
+Graded so a model is paid for each part it gets right and can learn the format a step at a time; the weights
+sum to 1. The `format` reward (`rewards/geo.py`) pays `FormatParts.score`.
 """
 
 from __future__ import annotations
@@ -18,67 +10,9 @@ import re
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-
-GEO_QUESTION_TEMPLATE = (
-    "{question} First reason inside <think> </think> from the continent down to the country, region and "
-    "city, citing what you see. Then give the final answer inside <answer> </answer> as lines 'Country:', "
-    "'Region:', 'City:', 'Latitude:' and 'Longitude:' in decimal degrees."
-)
-GENERIC_QUESTION_TEMPLATE = (
-    "{question} Output the thinking process in <think> </think> and the final answer in <answer> </answer> tags."
-)
-DEFAULT_GEO_QUESTION = "Where was this photo taken?"
-
-
-def build_question(question: str, is_geo: bool, template: str | None = None) -> str:
-    """The user turn's text: the row's question inside the geo or generic template (or the caller's own)."""
-    question = question.strip() or (DEFAULT_GEO_QUESTION if is_geo else "")
-    template = template or (GEO_QUESTION_TEMPLATE if is_geo else GENERIC_QUESTION_TEMPLATE)
-    return template.replace("{question}", question).strip()
-
-
-_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def render_answer(
-    lat: float,
-    lon: float,
-    country: str | None = None,
-    region: str | None = None,
-    city: str | None = None,
-) -> str:
-    """The text that goes inside <answer>: names first (when known), then the coordinates."""
-    lines = []
-    for key, value in (("Country", country), ("Region", region), ("City", city)):
-        if value:
-            lines.append(f"{key}: {value}")
-    lines.append(f"Latitude: {lat:.4f}")
-    lines.append(f"Longitude: {lon:.4f}")
-    return "\n".join(lines)
-
-
-def wrap(think: str, answer: str) -> str:
-    """Join a reasoning chain and an answer body into a complete, well-formed completion."""
-    return f"{THINK_OPEN}{think}{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
-
-
-def split_completion(text: str) -> tuple[str | None, str | None]:
-    """Return (think, answer) bodies of a completion; None for a part that is missing.
-
-    Only the first think block and the last answer block count: a model that writes several answers
-    is judged on its final word.
-    """
-    think = _THINK_RE.search(text)
-    answers = _ANSWER_RE.findall(text)
-    return (think.group(1) if think else None, answers[-1] if answers else None)
-
-
-# --- format reward ----------------------------------------------------------------------------------------
-# Checked here, next to the format it checks. Graded so a model is paid for each part it gets right and can
-# learn the format a step at a time; the weights sum to 1.
+from open_r1.answer.format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from open_r1.answer.parse import MAX_COMPLETION_CHARS, parse_answer
+from open_r1.geo.names import country_code
 
 FORMAT_WEIGHTS = {"think": 0.2, "answer": 0.2, "coordinates": 0.3, "chain": 0.3}
 _W_THINK, _W_ANSWER, _W_COORDINATES, _W_CHAIN = (FORMAT_WEIGHTS[k] for k in ("think", "answer", "coordinates", "chain"))
@@ -89,7 +23,7 @@ class FormatParts(NamedTuple):
 
     think: it opens with exactly one non-empty <think> block.
     answer: exactly one <answer> block ends it, directly after the think block when there is one.
-    coordinates: its final answer holds exactly one valid coordinate pair (geo.parse_answer).
+    coordinates: its final answer holds exactly one valid coordinate pair (answer.parse.parse_answer).
     chain: share of country, region and city, as named in the answer, that the reasoning names in that order
         (a country must be a real one, a region or city at least two letters, so "a" earns nothing).
     """
@@ -116,19 +50,6 @@ _TAG_RE = re.compile(r"</?(?:think|answer)>")
 _WELL_FORMED_RE = re.compile(r"\s*<think>(?=(?P<think>[^<]*))(?P=think)</think>\s*<answer>[^<]*</answer>\s*")
 _NON_SPACE = re.compile(r"\S")
 _TWO_LETTERS = re.compile(r"[^\W\d_].*?[^\W\d_]", re.DOTALL)
-_geo_api: tuple | None = None
-
-
-def _geo() -> tuple:
-    """(parse_answer, country_code, MAX_COMPLETION_CHARS) from open_r1.geo, imported on first use: geo's
-    parser imports this module, so a top-level import would be circular."""
-    global _geo_api
-    if _geo_api is None:
-        from open_r1.geo.names import country_code
-        from open_r1.geo.parse import MAX_COMPLETION_CHARS, parse_answer
-
-        _geo_api = (parse_answer, country_code, MAX_COMPLETION_CHARS)
-    return _geo_api
 
 
 def _chain_needle(level: int, name: str | None) -> tuple[str, str] | None:
@@ -138,7 +59,7 @@ def _chain_needle(level: int, name: str | None) -> tuple[str, str] | None:
     if not name:
         return None
     if level == 0:
-        if _geo()[1](name) is None:
+        if country_code(name) is None:
             return None
     elif _TWO_LETTERS.search(name) is None:
         return None
@@ -166,7 +87,7 @@ def _reach(hay: str, needles: tuple[str, ...], start: int, end: int) -> int:
     return reached
 
 
-def region_chain(think: str, country: str | None, region: str | None, city: str | None,
+def chain_share(think: str, country: str | None, region: str | None, city: str | None,
                  span: tuple[int, int] | None = None) -> float:
     """Share of the answer's country, region and city that the reasoning names as whole words, in that order,
     ignoring case. `span`: the reasoning is think[span[0]:span[1]] (no copy of it is made)."""
@@ -202,11 +123,10 @@ def _block(found: dict[str, list[int]], open_tag: str, close_tag: str) -> tuple[
 def format_parts(text: str, parsed: Any = _UNPARSED, think_span: tuple[int, int] | None = None) -> FormatParts:
     """Check each part of the region-reasoning format (see FormatParts).
 
-    `parsed`: the completion's `geo.parse_answer(text)` when the caller already has it. `think_span`: the span
-    of the reasoning that `geo.parse_completion` returns for a completion it found well-formed.
+    `parsed`: the completion's `answer.parse.parse_answer(text)` when the caller already has it. `think_span`: the span
+    of the reasoning that `answer.parse.parse_completion` returns for a completion it found well-formed.
     """
-    parse_answer, _, max_chars = _geo_api or _geo()
-    if not isinstance(text, str) or len(text) > max_chars:
+    if not isinstance(text, str) or len(text) > MAX_COMPLETION_CHARS:
         return _NO_PARTS
     whole = None if think_span is not None else _WELL_FORMED_RE.fullmatch(text)
     if think_span is not None or whole is not None:  # the usual case, in at most one scan
@@ -230,7 +150,7 @@ def format_parts(text: str, parsed: Any = _UNPARSED, think_span: tuple[int, int]
         parsed = parse_answer(text)
     if parsed is None:
         return _new_parts(FormatParts, (think, answer, False, 0.0))
-    chain = region_chain(text, parsed.country, parsed.region, parsed.city, think_span) if think else 0.0
+    chain = chain_share(text, parsed.country, parsed.region, parsed.city, think_span) if think else 0.0
     return _new_parts(FormatParts, (think, answer, True, chain))
 
 

@@ -13,7 +13,7 @@ import math
 import re
 from typing import NamedTuple
 
-from open_r1.answer_format import (
+from open_r1.answer.format import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     THINK_CLOSE,

@@ -2,7 +2,7 @@
 
 A warm start only has to teach the output format and the habit of narrowing down a place, so a target is
 built from the row's labels alone: a `<think>` chain continent -> country -> region -> city and an
-`<answer>` with the names and coordinates, assembled with `answer_format.wrap` / `render_answer` so it
+`<answer>` with the names and coordinates, assembled with `answer.format.wrap` / `render_answer` so it
 cannot drift from what the format reward checks. Labels the row lacks come from the offline reverse
 geocoder. The phrasing is picked per row from a few templates by a stable hash of the row id, so a model
 learns the structure rather than one sentence, and the same row always gets the same target.
@@ -16,14 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from open_r1.answer_format import render_answer, wrap
-from open_r1.data.jsonl import DataError, Row
+from open_r1.answer import render_answer, wrap
+from open_r1.configs import SFT_TARGETS
+from open_r1.data.rows import DataError, Row
 
 logger = logging.getLogger(__name__)
 
-TARGET_CHAIN_OF_REGION = "chain_of_region"
-TARGET_ANSWER = "answer"
-TARGET_CHOICES = (TARGET_CHAIN_OF_REGION, TARGET_ANSWER)
+TARGET_CHAIN_OF_REGION, TARGET_ANSWER = SFT_TARGETS
+TARGET_CHOICES = SFT_TARGETS
 # The nearest GeoNames place names a gap only when it is this close: a point at sea or in a desert is not
 # "in" a city hundreds of km away, and a wrong label teaches the model a wrong chain.
 CITY_FILL_KM = 50.0
@@ -95,7 +95,7 @@ def phrasing_index(key: str, n: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % n
 
 
-def region_chain(labels: RegionLabels, key: str) -> str:
+def reasoning_chain(labels: RegionLabels, key: str) -> str:
     """The `<think>` body: the known levels from continent to city, in one of a few phrasings."""
     i = phrasing_index(key, len(_OPENERS) * len(_STEP_JOINERS))
     opener, templates = _OPENERS[i % len(_OPENERS)], _STEP_JOINERS[i // len(_OPENERS)]
@@ -119,7 +119,7 @@ def chain_of_region_target(row_or_labels: Row | Mapping[str, Any] | RegionLabels
     if key is None:
         key = "" if isinstance(row_or_labels, RegionLabels) else str(_field(row_or_labels, "id") or "")
     answer = render_answer(labels.lat, labels.lon, labels.country, labels.region, labels.city)
-    return wrap(region_chain(labels, key), answer)
+    return wrap(reasoning_chain(labels, key), answer)
 
 
 def sft_target(row: Row, targets: str = TARGET_CHAIN_OF_REGION) -> str:

@@ -1,0 +1,35 @@
+"""The answer: the output format the prompt asks for (`format`) and the reader of answers as models write them
+(`parse`). Rewards, data and evaluation read answers through here; it imports nothing else of geo-r."""
+
+from open_r1.answer.format import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    DEFAULT_GEO_QUESTION,
+    GENERIC_QUESTION_TEMPLATE,
+    GEO_QUESTION_TEMPLATE,
+    THINK_CLOSE,
+    THINK_OPEN,
+    build_question,
+    render_answer,
+    split_completion,
+    wrap,
+)
+from open_r1.answer.parse import GeoAnswer, answer_text, parse_answer, parse_completion
+
+__all__ = [
+    "ANSWER_CLOSE",
+    "ANSWER_OPEN",
+    "DEFAULT_GEO_QUESTION",
+    "GENERIC_QUESTION_TEMPLATE",
+    "GEO_QUESTION_TEMPLATE",
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "GeoAnswer",
+    "answer_text",
+    "build_question",
+    "parse_answer",
+    "parse_completion",
+    "render_answer",
+    "split_completion",
+    "wrap",
+]

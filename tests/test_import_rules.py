@@ -1,0 +1,197 @@
+"""The house's import rules, read from the source (every import statement, also those inside functions and
+`TYPE_CHECKING` blocks, since a lazy import is still a dependency):
+
+- no import cycles, between modules or between the package's parts (`open_r1.data`, `open_r1.geo`, ...);
+- `answer/` (the output format and its reader) and `geo/` (pure geography) import nothing else of geo-r, and
+  `geo/` never reaches torch, transformers, trl, deepspeed or datasets;
+- `configs.py` reaches no rewards, training or evaluation code, so reading a recipe registers nothing;
+- `data/` reaches nothing of `rewards/` or `training/`; `evaluation/` nothing of `training/` or `rewards/`.
+
+"Reaches" is transitive, and importing `open_r1.x.y` also runs `open_r1/x/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+HEAVY = ("torch", "transformers", "trl", "deepspeed", "datasets", "accelerate", "peft", "vllm")
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph(root: Path, package: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """({module: modules of `package` it imports}, {module: top-level third-party names it imports})."""
+    files = {module_name(p, root): p for p in (root / package).rglob("*.py")}
+    internal: dict[str, set[str]] = {name: set() for name in files}
+    external: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = name.split(".") if is_package else name.split(".")[:-1]
+                    anchor = anchor[: len(anchor) - (node.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                # `from pkg import mod` imports the module pkg.mod when there is one, else a name of pkg
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            for target in targets:
+                if target == package or target.startswith(package + "."):
+                    while target not in files and "." in target:
+                        target = target.rsplit(".", 1)[0]
+                    if target != name:
+                        internal[name].add(target)
+                elif target:
+                    external[name].add(target.split(".")[0])
+    return internal, external
+
+
+def parents(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module that importing `start` runs: its imports, their packages' __init__s, and so on."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        for nxt in [*graph.get(module, ()), *(p for p in parents(module) if p in graph)]:
+            if nxt not in seen and nxt != start:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def part(module: str, package: str) -> str:
+    """The part of the package a module belongs to: `open_r1.data` for `open_r1.data.convert.osv5m`."""
+    pieces = module.split(".")
+    return ".".join(pieces[:2]) if len(pieces) > 1 else package
+
+
+def part_graph(graph: dict[str, set[str]], package: str) -> dict[str, set[str]]:
+    parts: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        edges = parts.setdefault(part(module, package), set())
+        edges.update(part(t, package) for t in targets if part(t, package) != part(module, package))
+    return parts
+
+
+def under(modules: Iterable[str], prefix: str) -> list[str]:
+    return sorted(m for m in modules if m == prefix or m.startswith(prefix + "."))
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    return import_graph(SRC, "open_r1")
+
+
+def test_the_checker_sees_cycles_lazy_imports_and_package_inits(tmp_path):
+    """The rules below could fail: a synthetic package with the faults they look for is caught."""
+    pkg = tmp_path / "pkg"
+    (pkg / "a").mkdir(parents=True)
+    (pkg / "b").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a" / "__init__.py").write_text("from pkg.a import x\n")
+    (pkg / "a" / "x.py").write_text("def f():\n    from pkg.b import y\n    import torch\n")
+    (pkg / "b" / "__init__.py").write_text("")
+    (pkg / "b" / "y.py").write_text("from pkg.a import x\n")
+    internal, external = import_graph(tmp_path, "pkg")
+    assert internal["pkg.a.x"] == {"pkg.b.y"}  # the import inside a function counts
+    assert cycles(internal) == [["pkg.a.x", "pkg.b.y"]]
+    assert cycles(part_graph(internal, "pkg")) == [["pkg.a", "pkg.b"]]
+    (pkg / "c.py").write_text("from pkg.b.y import nothing\n")
+    internal, external = import_graph(tmp_path, "pkg")
+    assert "pkg.a" in reach(internal, "pkg.c")  # through y -> x, and x's package __init__
+    assert external["pkg.a.x"] == {"torch"}
+
+
+def test_no_import_cycles_between_modules(graphs):
+    internal, _ = graphs
+    assert cycles(internal) == []
+
+
+def test_no_import_cycles_between_the_packages_parts(graphs):
+    internal, _ = graphs
+    assert cycles(part_graph(internal, "open_r1")) == []
+
+
+@pytest.mark.parametrize("leaf", ["open_r1.answer", "open_r1.geo", "open_r1.schedules"])
+def test_leaves_import_nothing_else_of_geo_r(graphs, leaf):
+    internal, _ = graphs
+    for module in under(internal, leaf):
+        outside = sorted(m for m in reach(internal, module) if m != "open_r1" and not m.startswith(leaf))
+        assert outside == [], f"{module} reaches {outside}"
+
+
+def test_geo_is_pure_geography(graphs):
+    internal, external = graphs
+    for module in under(internal, "open_r1.geo"):
+        heavy = sorted({lib for m in [module, *reach(internal, module)] for lib in external.get(m, ()) if lib in HEAVY})
+        assert heavy == [], f"{module} imports {heavy}"
+
+
+@pytest.mark.parametrize(
+    "layer, forbidden",
+    [
+        ("open_r1.configs", ("open_r1.rewards", "open_r1.training", "open_r1.evaluation", "open_r1.modeling")),
+        ("open_r1.data", ("open_r1.rewards", "open_r1.training", "open_r1.evaluation")),
+        ("open_r1.evaluation", ("open_r1.training", "open_r1.rewards")),
+        ("open_r1.modeling", ("open_r1.training", "open_r1.evaluation", "open_r1.rewards", "open_r1.data")),
+        ("open_r1.rewards", ("open_r1.training", "open_r1.evaluation")),
+    ],
+)
+def test_layers_reach_nothing_above_them(graphs, layer, forbidden):
+    internal, _ = graphs
+    for module in under(internal, layer):
+        bad = sorted(m for m in reach(internal, module) for f in forbidden if m == f or m.startswith(f + "."))
+        assert bad == [], f"{module} reaches {bad}"
