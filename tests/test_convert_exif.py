@@ -66,9 +66,10 @@ def test_gps_exif_becomes_rows_in_all_four_hemispheres(tmp_path, capsys):
         ("photos without GPS EXIF", "no_gps.jpg"),
         ("photos with GPS 0,0 (a camera without a fix)", "null_island.jpg"),
         ("files that are not photos", "notes.txt"),
-        ("unreadable photos", "broken.jpg"),
+        ("photos that cannot be decoded (truncated or corrupt)", "broken.jpg"),
     ]:
         assert f"1 {reason} (e.g. {photos}/" in printed and name in printed
+    assert f"{photos}/broken.jpg: not an image file Pillow can identify" in printed
     assert validate(str(out), str(photos)).ok
 
 
@@ -106,3 +107,34 @@ def test_a_folder_without_any_gps_writes_nothing_and_fails(tmp_path, capsys):
     assert not out.exists()
     captured = capsys.readouterr()
     assert "1 photos without GPS EXIF" in captured.out and "no rows were written" in captured.err
+
+
+def test_photos_whose_picture_cannot_be_decoded_are_skipped_named_and_counted(tmp_path, capsys):
+    """A cut-short copy keeps its EXIF header (GPS included) and opens fine; only decoding finds it."""
+    import numpy as np
+
+    photos = tmp_path / "card"
+    good = save_photo(photos / "good.jpg", 48.8566, 2.3522)
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    exif_data = Image.open(good).getexif()
+    for name, keep in [("cut_half.jpg", 0.5), ("cut_tail.jpg", 0.97)]:
+        full = photos / f"full_{name}"
+        noisy.save(full, format="JPEG", quality=90, exif=exif_data.tobytes())
+        data = full.read_bytes()
+        full.unlink()
+        (photos / name).write_bytes(data[: int(len(data) * keep)])
+        with Image.open(photos / name) as opened:  # the header, GPS included, still reads
+            assert opened.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    png = photos / "cut.png"
+    noisy.save(png, format="PNG", exif=exif_data.tobytes())
+    png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+
+    out = tmp_path / "card.jsonl"
+    assert convert_main(["exif", "--photos", str(photos), "--out", str(out), "--quiet"]) == 0
+    assert [r.id for r in load_rows(str(out), str(photos))] == ["good.jpg"]
+    printed = capsys.readouterr().out
+    assert "3 photos skipped because they cannot be decoded:" in printed
+    for name in ("cut.png", "cut_half.jpg", "cut_tail.jpg"):
+        assert f"  {photos / name}: image file is truncated" in printed
+    assert "3 photos that cannot be decoded (truncated or corrupt) (e.g." in printed
+    assert validate(str(out), str(photos), decode_images=True).ok

@@ -89,3 +89,20 @@ def test_a_missing_or_compressed_shard_is_a_clear_error(tmp_path, capsys):
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert convert_main(["webdataset", "--shards", str(packed), "--out", str(out), "--quiet"]) == 2
     assert "b.tar: not an uncompressed tar shard" in capsys.readouterr().err
+
+
+def test_labels_written_as_nan_are_filled_never_the_place_nan(tmp_path, capsys):
+    write_shard(tmp_path / "pd-000.tar", [  # what a pandas-made shard writer leaves for empty cells
+        {"__key__": "0", "jpg": jpeg_bytes((9, 9, 9)),
+         "json": b'{"lat": 48.8566, "lon": 2.3522, "country": NaN, "region": "nan", "city": null, "id": NaN}'},
+        {"__key__": "1", "jpg": jpeg_bytes((9, 9, 9)),
+         "json": b'{"lat": -22.5609, "lon": 17.0658, "country": "NA", "region": "None", "city": "<NA>"}'},
+    ])
+    out = tmp_path / "wds.jsonl"
+    assert convert_main(["webdataset", "--shards", str(tmp_path / "pd-000.tar"), "--out", str(out), "--quiet"]) == 0
+    paris, windhoek = load_rows(str(out), str(tmp_path / "images"))
+    assert paris.id == "pd-000/0" and paris.country == "FR" and paris.region and paris.city
+    assert windhoek.country == "NA" and windhoek.region and windhoek.city  # Namibia, filled by the geocoder
+    for row in (paris, windhoek):
+        assert {row.region.lower(), row.city.lower()}.isdisjoint({"nan", "none", "null", "<na>"})
+    assert "names filled by offline reverse geocoding: country 1, region 2, city 2" in capsys.readouterr().out

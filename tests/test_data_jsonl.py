@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 
 from conftest import geo_row, make_images, write_jsonl
@@ -126,3 +129,74 @@ def test_corrupt_image_is_reported_at_decode(tmp_path, images):
     dataset = with_images(rows_to_dataset(load_rows(str(data), str(images))), max_pixels=None)
     with pytest.raises(DataError, match=r"d\.jsonl:1: field 'image': cannot decode"):
         dataset[0]
+
+
+def test_nan_none_and_empty_labels_are_missing_never_the_place_nan(tmp_path, images):
+    rows = [
+        '{"id": 1, "image": "a.jpg", "conversations": [{"from": "human", "value": "<image>Where?"}, '
+        '{"from": "gpt", "value": "Latitude: 1.0\\nLongitude: 2.0"}], "lat": 48.85, "lon": 2.35, '
+        '"country": NaN, "region": "nan", "city": "None"}',  # NaN is what pandas' to_json/json.dumps write
+        geo_row(2, "b.jpg", country="null", region="", city="<NA>"),
+        geo_row(3, "a.jpg", country="NA", region="Khomas", city="Windhoek"),  # NA: Namibia, not a missing value
+        {**geo_row(4, "a.jpg"), "id": float("nan")},
+    ]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    loaded = load_rows(str(data), str(images))
+    assert [(r.country, r.region, r.city) for r in loaded] == [
+        (None, None, None), (None, None, None), ("NA", "Khomas", "Windhoek"), (None, None, None)
+    ]
+    assert loaded[3].id == f"{data}:4"  # a NaN id is no id: the row is named by its place
+
+
+@pytest.mark.parametrize("image", ["../a.jpg", "sub/../../imgs/a.jpg", "../../etc/passwd", ["a.jpg", "../b.jpg"]])
+def test_image_paths_that_climb_out_of_the_folder_are_refused(tmp_path, images, image):
+    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, image)])
+    bad = image[-1] if isinstance(image, list) else image
+    with pytest.raises(DataError, match=rf"d\.jsonl:1: field 'image': '{re.escape(bad)}' climbs out of the image"):
+        load_rows(str(data), str(images), check_images=False)
+
+
+def test_a_path_that_stays_inside_the_folder_is_fine(tmp_path, images):
+    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, "sub/../a.jpg"), geo_row(2, "./b.jpg")])
+    assert [r.image_paths for r in load_rows(str(data), str(images))] == [
+        [os.path.join(images, "sub/../a.jpg")], [os.path.join(images, "./b.jpg")]
+    ]
+
+
+def test_absolute_image_paths_need_the_flag(tmp_path, images):
+    absolute = str(images / "a.jpg")
+    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, "b.jpg"), geo_row(2, absolute)])
+    with pytest.raises(DataError, match=r"d\.jsonl:2: field 'image': .* is an absolute path.*"
+                                        r"--allow_absolute_image_paths"):
+        load_rows(str(data), str(images))
+    rows = load_rows(str(data), str(images), allow_absolute_image_paths=True)
+    assert rows[1].image_paths == [absolute]
+    from open_r1.configs import DataArguments
+
+    assert DataArguments().allow_absolute_image_paths is False  # the training flag, off by default
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (True, r"field 'lat': expected a JSON number, got the boolean true \(write the coordinate in decimal"),
+        ("48.85", r"field 'lat': expected a JSON number, got the string '48.85' \(write the number without quotes"),
+        ("", r"field 'lat': expected a JSON number, got the string ''"),
+        ([48.85], r"field 'lat': expected a JSON number, got list \[48.85\]"),
+    ],
+)
+def test_coordinates_must_be_json_numbers(tmp_path, images, value, message):
+    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, "a.jpg"), geo_row(2, "a.jpg", lat=value)])
+    with pytest.raises(DataError, match=r"d\.jsonl:2: " + message):
+        load_rows(str(data), str(images))
+    data = write_jsonl(tmp_path / "e.jsonl", [geo_row(1, "a.jpg", lon=False)])
+    with pytest.raises(DataError, match=r"e\.jsonl:1: field 'lon': expected a JSON number, got the boolean false"):
+        load_rows(str(data), str(images))
+
+
+def test_nan_coordinates_are_missing_and_come_from_the_answer(tmp_path, images):
+    row = geo_row(1, "a.jpg", lat=float("nan"), lon=float("nan"))
+    row["conversations"][1]["value"] = "<answer>Latitude: -33.87\nLongitude: 151.21</answer>"
+    data = write_jsonl(tmp_path / "d.jsonl", [row])
+    (loaded,) = load_rows(str(data), str(images))
+    assert (loaded.lat, loaded.lon) == pytest.approx((-33.87, 151.21))

@@ -274,3 +274,39 @@ def test_grpo_trains_on_the_stream_in_order_and_resumes_where_it_stopped(tmp_pat
     checkpoint = str(tmp_path / "run" / "checkpoint-2")
     resumed, args = run(max_steps=4, start_row=grpo_rows_consumed(2, args), resume=checkpoint)
     assert resumed == stream[4: grpo_rows_consumed(4, args)] == stream[4:8]
+
+
+def test_streamed_rows_are_as_strict_as_loaded_ones(tmp_path):
+    make_images(tmp_path / "imgs", ["a.jpg"])
+    folder = str(tmp_path / "imgs")
+    for row, message in [
+        (geo_row(1, "../a.jpg"), r"d\.jsonl:1: field 'image': '\.\./a\.jpg' climbs out of the image folder"),
+        (geo_row(1, str(tmp_path / "imgs" / "a.jpg")), r"d\.jsonl:1: field 'image': .* is an absolute path"),
+        (geo_row(1, "a.jpg", lat="48.85"), r"d\.jsonl:1: field 'lat': expected a JSON number, got the string"),
+        (geo_row(1, "a.jpg", lon=True), r"d\.jsonl:1: field 'lon': expected a JSON number, got the boolean"),
+    ]:
+        data = write_jsonl(tmp_path / "d.jsonl", [row])
+        with pytest.raises(DataError, match=message):
+            list(iter_rows(str(data), folder, decode_images=False))
+    absolute = str(tmp_path / "imgs" / "a.jpg")
+    data = write_jsonl(tmp_path / "d.jsonl", [geo_row(1, absolute, country="nan", city=float("nan"))])
+    (row,) = iter_rows(str(data), folder, allow_absolute_image_paths=True)
+    assert row["image_paths"] == [absolute] and (row["country"], row["city"]) == (None, None)
+    (row,) = streaming_dataset(str(data), folder, decode_images=False, allow_absolute_image_paths=True)
+    assert row["image_paths"] == [absolute]
+
+
+def test_shard_labels_written_as_nan_are_missing(tmp_path):
+    write_shard(tmp_path / "s.tar", [
+        ("k0", {"jpg": jpeg((1, 2, 3)), "json": b'{"lat": 48.85, "lon": 2.35, "country": NaN, "region": "nan", '
+                                                 b'"city": "None", "id": NaN}'}),
+        ("k1", {"jpg": jpeg((1, 2, 3)), "json": b'{"lat": NaN, "latitude": 41.9, "lon": 12.5, "country": "NA"}'}),
+        ("k2", {"jpg": jpeg((1, 2, 3)), "json": b'{"lat": true, "lon": 2.0}'}),
+    ])
+    stream = iter_rows(str(tmp_path / "s.tar"), None, decode_images=False, shuffle=False)
+    first, second = next(stream), next(stream)
+    assert (first["id"], first["country"], first["region"], first["city"]) == ("k0", None, None, None)
+    assert "nan" not in first["solution"].lower()
+    assert (second["lat"], second["country"]) == (41.9, "NA")  # a NaN 'lat' gives way to 'latitude'
+    with pytest.raises(DataError, match=r"s\.tar:k2: field 'lat': expected a number, got the boolean True"):
+        next(stream)

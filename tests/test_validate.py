@@ -111,3 +111,52 @@ def test_raise_for_errors_carries_the_report(broken):
     first, _, images = broken
     with pytest.raises(DataError, match=r"missing images[\s\S]*first\.jsonl:3"):
         validate(str(first), str(images)).raise_for_errors()
+
+
+def test_nan_labels_are_missing_not_names_and_are_counted(tmp_path, capsys):
+    images = tmp_path / "imgs"
+    make_images(images, ["a.jpg", "b.jpg"])
+    data = write_jsonl(tmp_path / "d.jsonl", [
+        geo_row("r1", "a.jpg", country="nan", region="None", city="Paris"),
+        '{"id": "r2", "image": "b.jpg", "conversations": [{"from": "human", "value": "<image>Where?"}, '
+        '{"from": "gpt", "value": ""}], "lat": 1.0, "lon": 2.0, "country": NaN, "city": null}',
+        geo_row("r3", "b.jpg", country="FR"),
+    ])
+    report = validate(str(data), str(images))
+    assert report.ok  # a missing label is no error
+    assert report.countries == Counter({"FR": 1})  # never a country called "nan"
+    assert (report.labels["country"], report.labels["region"], report.labels["city"]) == (1, 0, 1)
+    assert report.placeholders == 3 and report.first_placeholder == f"{data}:1: field 'country': \"nan\""
+    assert validate_main(["--data_file_paths", str(data), "--image_folders", str(images)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 labels are NaN/None/null placeholders and count as missing, not as place names" in printed
+    assert "nan" not in printed.split("countries:")[1].lower()
+
+
+def test_strict_rows_image_paths_and_coordinate_types(tmp_path, capsys):
+    images = tmp_path / "imgs"
+    make_images(images, ["a.jpg"])
+    make_images(tmp_path, ["outside.jpg"])
+    data = write_jsonl(tmp_path / "d.jsonl", [
+        geo_row("r1", "a.jpg"),
+        geo_row("r2", "../outside.jpg"),                  # climbs out of the folder
+        geo_row("r3", str(images / "a.jpg")),             # absolute
+        geo_row("r4", "a.jpg", lat="48.85"),              # a string
+        geo_row("r5", "a.jpg", lon=True),                 # a boolean
+    ])
+    report = validate(str(data), str(images))
+    assert report.problems == Counter(format=2, coordinates=2) and report.valid_rows == 1
+    messages = report.messages["format"] + report.messages["coordinates"]
+    assert messages[0].startswith(f"{data}:2: field 'image': '../outside.jpg' climbs out of the image folder")
+    assert messages[1].startswith(f"{data}:3: field 'image': '{images / 'a.jpg'}' is an absolute path")
+    assert messages[2].startswith(f"{data}:4: field 'lat': expected a JSON number, got the string '48.85'")
+    assert messages[3].startswith(f"{data}:5: field 'lon': expected a JSON number, got the boolean true")
+    assert report.images == 3  # refused paths are not looked up outside the folder
+
+    args = ["--data_file_paths", str(data), "--image_folders", str(images), "--allow_absolute_image_paths"]
+    assert validate_main(args) == 1
+    printed = capsys.readouterr().out
+    assert "3 problems (2 of 5 rows are clean)" in printed and "climbs out" in printed
+    assert validate(str(data), str(images), allow_absolute_image_paths=True).problems == Counter(
+        format=1, coordinates=2
+    )

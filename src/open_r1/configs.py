@@ -51,6 +51,11 @@ class DataArguments:
         metadata={"help": "read rows lazily with a shuffle buffer (millions of rows, WebDataset shards); needs "
                   "--max_steps"},
     )
+    allow_absolute_image_paths: bool = field(
+        default=False,
+        metadata={"help": "accept absolute image paths in the rows; by default every image path is relative to its "
+                  "--image_folders entry, and none may climb out of it with '..'"},
+    )
 
 
 @dataclass
@@ -141,6 +146,10 @@ class ExportArguments:
         default=None, metadata={"help": "the same --question_template given to GRPO (unset: GRPO's default prompt)"}
     )
     max_rows: int | None = field(default=None, metadata={"help": "export at most this many rows"})
+    allow_absolute_image_paths: bool = field(
+        default=False, metadata={"help": "accept absolute image paths in the rows (as --allow_absolute_image_paths "
+                                 "of training)"}
+    )
 
 
 @dataclass

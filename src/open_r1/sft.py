@@ -29,7 +29,10 @@ logger = logging.getLogger(__name__)
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     if getattr(script_args, "streaming", False):
         raise ValueError("--streaming is a GRPO option: sft.py reads its rows up front (a warm start is short)")
-    rows = load_rows(script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows)
+    rows = load_rows(
+        script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows,
+        allow_absolute_image_paths=script_args.allow_absolute_image_paths,
+    )
     dataset = sft_dataset(rows, script_args.targets, script_args.question_template)
     train_dataset, eval_dataset = split_for_validation(dataset, script_args.val_split_ratio, training_args.seed)
     logger.info("%d training rows, %d held out", len(train_dataset), len(eval_dataset) if eval_dataset else 0)

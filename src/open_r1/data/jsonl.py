@@ -6,8 +6,11 @@ A row is the Geo-R / VLM-R1 format::
      "conversations": [{"from": "human", "value": "<image>Where is this?"}, {"from": "gpt", "value": "..."}],
      "lat": 48.85, "lon": 2.35, "country": "FR", "region": "Île-de-France", "city": "Paris"}
 
-`lat`/`lon` are optional (parsed from the gpt answer when absent); names are optional. Image paths resolve as
-`os.path.join(image_folder, image)`. Every problem is reported as `file:line: field: what is wrong`.
+`lat`/`lon` are optional (parsed from the gpt answer when absent) and, when given, JSON numbers; names are
+optional, and NaN/None/null stand for a missing one (what pandas writes for an empty cell). Image paths are
+relative to the image folder and resolve as `os.path.join(image_folder, image)`; a path that climbs out of the
+folder (`..`) is refused, and an absolute one too unless `allow_absolute_image_paths`. Every problem is reported
+as `file:line: field: what is wrong`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from open_r1.data.rows import IMAGE_TAG, LABEL_FIELDS, DataError, Row
+from open_r1.data.rows import IMAGE_TAG, LABEL_FIELDS, DataError, Row, label_text
 
 KNOWN_FIELDS = frozenset({"id", "image", "images", "conversations", "lat", "lon", *LABEL_FIELDS})
 
@@ -59,16 +62,49 @@ def pair_files_with_folders(
 
 
 def _coordinate(raw: dict, key: str, where: str, limit: float) -> float | None:
+    """A coordinate that is a JSON number (None when absent, null or NaN); anything else names the field."""
     value = raw.get(key)
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: field '{key}': not a number: {value!r}") from None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None  # absent, null, or the NaN pandas writes for an empty cell
+    if isinstance(value, bool):
+        raise DataError(
+            f"{where}: field '{key}': expected a JSON number, got the boolean {json.dumps(value)} "
+            f"(write the coordinate in decimal degrees, e.g. \"{key}\": {48.8566 if key == 'lat' else 2.3522})"
+        )
+    if isinstance(value, str):
+        raise DataError(
+            f"{where}: field '{key}': expected a JSON number, got the string {value!r} (write the number without "
+            f"quotes, e.g. \"{key}\": {48.8566 if key == 'lat' else 2.3522}, or leave '{key}' out when the row "
+            f"has no coordinates)"
+        )
+    if not isinstance(value, (int, float)):
+        raise DataError(
+            f"{where}: field '{key}': expected a JSON number, got {type(value).__name__} {json.dumps(value)}"
+        )
+    number = float(value)
     if not math.isfinite(number) or abs(number) > limit:
         raise DataError(f"{where}: field '{key}': {number} is outside [-{limit}, {limit}]")
     return number
+
+
+def resolve_image(rel: str, image_folder: str, where: str, allow_absolute: bool = False) -> str:
+    """The path of a row's image: `rel` below `image_folder`. A path that climbs out of the folder is refused,
+    and so is an absolute one unless `allow_absolute` (then it is used as it is)."""
+    if os.path.isabs(rel) or os.path.splitdrive(rel)[0]:
+        if not allow_absolute:
+            raise DataError(
+                f"{where}: field 'image': {rel!r} is an absolute path; image paths are relative to the image "
+                f"folder ({image_folder}). Write it relative to that folder, or pass --allow_absolute_image_paths "
+                f"to use absolute paths as they are"
+            )
+        return os.path.normpath(rel)
+    parts = os.path.normpath(rel).split(os.sep)
+    if parts[0] == os.pardir:
+        raise DataError(
+            f"{where}: field 'image': {rel!r} climbs out of the image folder ({image_folder}) with '..'; image "
+            f"paths must stay inside their folder (give the folder that holds the images as --image_folders)"
+        )
+    return os.path.join(image_folder, rel)
 
 
 def _conversation(raw: dict, where: str) -> tuple[str, str]:
@@ -83,7 +119,9 @@ def _conversation(raw: dict, where: str) -> tuple[str, str]:
     return human["value"], answer if isinstance(answer, str) else json.dumps(answer)
 
 
-def parse_row(raw: Any, where: str, image_folder: str, check_images: bool = True) -> Row:
+def parse_row(
+    raw: Any, where: str, image_folder: str, check_images: bool = True, allow_absolute_image_paths: bool = False
+) -> Row:
     """Validate one decoded jsonl object and resolve its images; raise DataError naming `where` and the field."""
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
@@ -92,7 +130,7 @@ def parse_row(raw: Any, where: str, image_folder: str, check_images: bool = True
         images = [images]
     if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
         raise DataError(f"{where}: field 'image': expected a relative path or a non-empty list of paths")
-    paths = [os.path.join(image_folder, rel) for rel in images]
+    paths = [resolve_image(rel, image_folder, where, allow_absolute_image_paths) for rel in images]
     if check_images:
         for rel, path in zip(images, paths):
             if not os.path.isfile(path):
@@ -114,14 +152,11 @@ def parse_row(raw: Any, where: str, image_folder: str, check_images: bool = True
     if lat is None and answer:
         lat, lon = _coordinates_from_answer(answer)
 
-    labels = {}
-    for key in LABEL_FIELDS:
-        value = raw.get(key)
-        labels[key] = str(value).strip() if value not in (None, "") else None
+    labels = {key: label_text(raw.get(key)) for key in LABEL_FIELDS}  # NaN/None/"" -> missing, never "nan"
     extra = {k: v for k, v in raw.items() if k not in KNOWN_FIELDS}
-    row_id = raw.get("id")
+    row_id = label_text(raw.get("id"))
     return Row(
-        id=str(row_id) if row_id is not None else where,
+        id=row_id if row_id is not None else where,
         image_paths=paths,
         question=question,
         solution=answer,
@@ -159,13 +194,14 @@ def load_rows(
     *,
     check_images: bool = True,
     max_rows: int | None = None,
+    allow_absolute_image_paths: bool = False,
 ) -> list[Row]:
     """Load and validate every row of every file; stop at the first problem with a located error."""
     rows: list[Row] = []
     for path, folder in pair_files_with_folders(data_file_paths, image_folders):
         count = 0
         for number, raw in iter_jsonl(path):
-            rows.append(parse_row(raw, f"{path}:{number}", folder, check_images=check_images))
+            rows.append(parse_row(raw, f"{path}:{number}", folder, check_images, allow_absolute_image_paths))
             count += 1
             if max_rows is not None and len(rows) >= max_rows:
                 return rows

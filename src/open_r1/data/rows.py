@@ -3,15 +3,35 @@ and field. A leaf, so any module can raise or hold these without importing the r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 IMAGE_TAG = "<image>"
 LABEL_FIELDS = ("country", "region", "city")
 
+# What tables and dataframes write for an empty cell (pandas writes NaN, `None` or `<NA>`; spreadsheets
+# `#N/A`): a missing label, never the place name "nan". "NA" is not among them: it is Namibia's ISO code
+# (pandas' own default list turns Namibia into a missing value).
+MISSING_TEXTS = frozenset({"", "nan", "-nan", "none", "null", "<na>", "n/a", "#n/a", "nat"})
+
 
 class DataError(ValueError):
     """A problem with the input data, located by file, line and field."""
+
+
+def is_missing(value: Any) -> bool:
+    """True for None, NaN and the texts that stand for an empty cell (`MISSING_TEXTS`, any case)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value.strip().lower() in MISSING_TEXTS
+
+
+def label_text(value: Any) -> str | None:
+    """A label (country, region, city, id) as text, or None when it is missing (`is_missing`)."""
+    return None if is_missing(value) else str(value).strip()
 
 
 @dataclass

@@ -75,7 +75,10 @@ def export(
 
 
 def main(args: ExportArguments) -> Path:
-    rows = load_rows(args.data_file_paths, args.image_folders, max_rows=args.max_rows)
+    rows = load_rows(
+        args.data_file_paths, args.image_folders, max_rows=args.max_rows,
+        allow_absolute_image_paths=args.allow_absolute_image_paths,
+    )
     path = export(
         rows, args.out, targets=args.targets, dataset_name=args.dataset_name, question_template=args.question_template
     )

@@ -4,7 +4,8 @@
 
 Rows are checked with the loader's own `parse_row`, so validate and training agree on what is wrong; on top
 it checks that every image exists (and, with `--decode_images`, decodes), that ids are unique across files,
-and it counts label coverage and countries. Each problem is reported as `file:line: field: what is wrong`;
+and it counts label coverage and countries (a label written as NaN/None/null is a missing label, never the
+place "nan"; such placeholders are counted). Each problem is reported as `file:line: field: what is wrong`;
 the exit code is non-zero when there is any. `validate()` is what training calls at start-up: without
 decoding it only reads the jsonl and stats the images, and its memory stays small for millions of rows.
 """
@@ -25,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from open_r1.data.images import load_image
-from open_r1.data.jsonl import pair_files_with_folders, parse_row
-from open_r1.data.rows import LABEL_FIELDS, DataError
+from open_r1.data.jsonl import pair_files_with_folders, parse_row, resolve_image
+from open_r1.data.rows import LABEL_FIELDS, DataError, is_missing
 
 KINDS = {
     "json": "lines that are not valid JSON",
@@ -54,6 +55,8 @@ class Report:
     messages: dict[str, list[str]] = field(default_factory=dict)  # kind -> first messages
     labels: Counter = field(default_factory=Counter)  # country/region/city -> rows that have it
     countries: Counter = field(default_factory=Counter)
+    placeholders: int = 0  # labels written as NaN/None/null: missing, not names
+    first_placeholder: str = ""  # "file:line: field 'x'" of the first one
     max_messages: int = 20
 
     def add(self, kind: str, message: str) -> None:
@@ -85,6 +88,11 @@ class Report:
             coverage = [f"coordinates {self.geo_rows / self.valid_rows:.1%}"]
             coverage += [f"{name} {self.labels[name] / self.valid_rows:.1%}" for name in LABEL_FIELDS]
             lines.append("label coverage: " + ", ".join(coverage))
+        if self.placeholders:
+            lines.append(
+                f"{self.placeholders:,} labels are NaN/None/null placeholders and count as missing, not as place "
+                f"names (first: {self.first_placeholder})"
+            )
         if self.countries and top_countries > 0:
             shown = self.countries.most_common(top_countries)
             lines.append(f"countries: {len(self.countries)} distinct; most common:")
@@ -107,6 +115,30 @@ def _kind(message: str) -> str:
     if name == "conversations" and "<image> tags" in message:
         return "image_tags"
     return "format"
+
+
+def _count_placeholders(raw: object, where: str, report: Report) -> None:
+    """Labels present but written as a missing value (pandas' NaN, None, null): counted, read as missing."""
+    if not isinstance(raw, dict):
+        return
+    for name in LABEL_FIELDS:
+        value = raw.get(name)
+        if value is not None and value != "" and is_missing(value):
+            report.placeholders += 1
+            if not report.first_placeholder:
+                report.first_placeholder = f"{where}: field '{name}': {json.dumps(value)}"
+
+
+def _resolvable(refs: list[str], folder: str, where: str, allow_absolute: bool) -> tuple[list[str], list[str]]:
+    """(refs, paths) of the image references that resolve inside the image folder (others are a format error)."""
+    kept, paths = [], []
+    for ref in refs:
+        try:
+            paths.append(resolve_image(ref, folder, where, allow_absolute))
+        except DataError:
+            continue
+        kept.append(ref)
+    return kept, paths
 
 
 def _image_refs(raw: object) -> list[str]:
@@ -172,6 +204,7 @@ def validate(
     decode_images: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     max_messages: int = 20,
+    allow_absolute_image_paths: bool = False,
 ) -> Report:
     """Check every row of every file and return the report; only unusable arguments raise (DataError)."""
     pairs = pair_files_with_folders(data_file_paths, image_folders)
@@ -196,12 +229,12 @@ def validate(
                 if isinstance(raw, dict) and raw.get("id") is not None:
                     id_keys.append(_id_key(raw["id"]))
                     id_places.append(file_index << 32 | number)
+                _count_placeholders(raw, where, report)
                 try:
-                    row = parse_row(raw, where, folder, check_images=False)
+                    row = parse_row(raw, where, folder, False, allow_absolute_image_paths)
                 except DataError as err:
-                    refs = _image_refs(raw)
                     report.add(_kind(str(err)), str(err))
-                    paths = [os.path.join(folder, r) for r in refs]
+                    refs, paths = _resolvable(_image_refs(raw), folder, where, allow_absolute_image_paths)
                     _check_images(paths, refs, where, report, decode_images, max_pixels)
                     continue
                 rels = _image_refs(raw)
@@ -229,11 +262,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image_folders", required=True, help="image folders paired by position, separated by ':'")
     parser.add_argument("--decode_images", action="store_true", help="also decode every image (slower)")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="decode size bound, as in training")
+    parser.add_argument(
+        "--allow_absolute_image_paths", action="store_true",
+        help="accept absolute image paths in the rows (by default every image path is relative to its folder)",
+    )
     parser.add_argument("--show", type=int, default=20, help="problems listed per kind (all are counted)")
     parser.add_argument("--top_countries", type=int, default=20, help="countries shown in the histogram")
     args = parser.parse_args(argv)
     try:
-        report = validate(args.data_file_paths, args.image_folders, args.decode_images, args.max_pixels, args.show)
+        report = validate(
+            args.data_file_paths, args.image_folders, args.decode_images, args.max_pixels, args.show,
+            allow_absolute_image_paths=args.allow_absolute_image_paths,
+        )
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

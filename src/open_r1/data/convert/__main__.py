@@ -47,8 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def convert(args: argparse.Namespace) -> Summary:
-    """Run the converter `args.format` with the parsed flags."""
+    """Run the converter `args.format` with the parsed flags.
+
+    A converter may leave a line about its input in `args.coordinate_note` (the table converters: which column
+    holds the latitudes, and why), and its records may carry `notes()`, printed after the rows are written
+    (the EXIF converter: every photo it could not decode, with the reason).
+    """
     records, image_folder, total = _module(args.format).read(args)
+    if getattr(args, "coordinate_note", None):
+        print(args.coordinate_note)
     options = WriterOptions(
         question=args.question,
         fill_names=not args.no_fill_names,
@@ -57,7 +64,10 @@ def convert(args: argparse.Namespace) -> Summary:
         max_rows=args.max_rows,
         progress=not args.quiet,
     )
-    return write_records(records, args.out, image_folder, options, total=total, desc=args.format)
+    summary = write_records(records, args.out, image_folder, options, total=total, desc=args.format)
+    for line in getattr(records, "notes", lambda: [])():
+        print(line)
+    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,20 +4,29 @@ their datasets' column names as defaults.
 
     python -m open_r1.data.convert csv --csv mp16_places365.csv --images mp16/ --out data/mp16.jsonl \
         --image_col IMG_ID --lat_col LAT --lon_col LON --city_col city --region_col state --country_col country
+
+Before any row is written, the order of the two coordinate columns is decided for the whole file
+(`latlon.decide`: known files, impossible values, and where the sampled places lie either way); when that is
+not clear the run stops and asks for `--swap_latlon` or `--no_swap_latlon`. `--delimiter` takes a character,
+an escape as typed in a shell (`'\t'`) or a name (`tab`). Empty cells and the NaN/None/null that pandas writes
+for them are missing labels (filled by the geocoder), never the place "nan".
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from open_r1.data.convert import latlon
 from open_r1.data.convert.writer import Record, Skip
 from open_r1.data.images import IMAGE_SUFFIXES
-from open_r1.data.rows import DataError
+from open_r1.data.rows import DataError, is_missing, label_text
 
 _AMBIGUOUS = -1  # a stem that names files in several places
 
@@ -92,6 +101,24 @@ class Columns:
     city: str | None = None
 
 
+COLUMN_KEYS = ("image", "lat", "lon", "id", "country", "region", "city")
+
+
+def present_columns(path: str, header: list[str], columns: Columns, required: frozenset[str]) -> Columns:
+    """A copy of `columns` without the optional ones the header lacks; a missing required one is an error."""
+    columns = dataclasses.replace(columns)
+    for key in COLUMN_KEYS:
+        name = getattr(columns, key)
+        if name is not None and name not in header:
+            if key in required:
+                raise DataError(
+                    f"{path}:1: field '{name}': no such column; the header has {header} "
+                    f"(name the {key} column with --{key}_col)"
+                )
+            setattr(columns, key, None)
+    return columns
+
+
 def count_rows(path: str) -> int:
     """Data rows of a CSV for the progress bar (lines minus the header; quoted newlines make it approximate)."""
     with open(path, "rb") as handle:
@@ -110,19 +137,9 @@ def read_table(
 
     Columns in `required` must exist; the others are used when the header has them.
     """
-    columns = dataclasses.replace(columns)  # absent optional columns are dropped from this copy
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
-        header = reader.fieldnames or []
-        for key in ("image", "lat", "lon", "id", "country", "region", "city"):
-            name = getattr(columns, key)
-            if name is not None and name not in header:
-                if key in required:
-                    raise DataError(
-                        f"{path}:1: field '{name}': no such column; the header has {header} "
-                        f"(name the {key} column with --{key}_col)"
-                    )
-                setattr(columns, key, None)
+        columns = present_columns(path, reader.fieldnames or [], columns, required)
         names = {key: getattr(columns, key) for key in ("country", "region", "city")}
         for values in reader:
             where = f"{path}:{reader.line_num}"
@@ -132,25 +149,44 @@ def read_table(
             except ValueError:
                 yield Skip("with missing or non-numeric coordinates", where)
                 continue
-            image = finder.find(values.get(columns.image) or "")
+            ref = values.get(columns.image)
+            image = finder.find("" if is_missing(ref) else ref)
             if isinstance(image, Skip):
                 yield Skip(image.reason, where)
                 continue
-            row_id = (values.get(columns.id) or "").strip() if columns.id else ""  # falls back to the image
+            row_id = label_text(values.get(columns.id)) if columns.id else None  # falls back to the image
+            labels = {key: label_text(values.get(name)) if name else None for key, name in names.items()}
             yield Record(
                 id=row_id or image,
                 images=[image],
                 lat=lat,
                 lon=lon,
                 where=where,
-                country=values.get(names["country"]) if names["country"] else None,
-                region=values.get(names["region"]) if names["region"] else None,
-                city=values.get(names["city"]) if names["city"] else None,
                 coordinate_fields=(columns.lat, columns.lon),
+                **labels,  # NaN/None/null/"" -> missing (the writer fills them), never the name "nan"
             )
 
 
-COLUMN_KEYS = ("image", "lat", "lon", "id", "country", "region", "city")
+DELIMITER_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+
+
+def parse_delimiter(text: str) -> str:
+    """The one-character field separator from `--delimiter`: the character itself, an escape as people type it
+    in a shell (`'\\t'`, `'\\x1f'`, `'\\u0009'`) or a name (tab, comma, semicolon, pipe, space)."""
+    value = DELIMITER_NAMES.get(text.strip().lower(), text)
+    if "\\" in value and len(value) > 1:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # an unknown escape ('\\q') is an error, not a kept backslash
+                value = codecs.decode(value, "unicode_escape")
+        except (UnicodeDecodeError, DeprecationWarning) as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid escape ({err})") from None
+    if len(value) != 1 or value in ('"', "\r", "\n"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not one field separator: give one character, an escape such as '\\t', or a name "
+            f"({', '.join(DELIMITER_NAMES)})"
+        )
+    return value
 
 
 def add_table_arguments(parser: argparse.ArgumentParser, defaults: Columns) -> None:
@@ -161,17 +197,36 @@ def add_table_arguments(parser: argparse.ArgumentParser, defaults: Columns) -> N
         default = getattr(defaults, key)
         shown = f"default {default}, used when present" if key not in ("image", "lat", "lon") else f"default {default}"
         parser.add_argument(f"--{key}_col", default=None, help=f"{key} column ({shown if default else 'none'})")
-    parser.add_argument("--delimiter", default=",", help="field separator (default ',')")
     parser.add_argument(
-        "--swap_latlon", action="store_true", help="the table's latitude and longitude columns are swapped"
+        "--delimiter", type=parse_delimiter, default=",",
+        help="field separator: a character, an escape ('\\t') or a name (tab, comma, semicolon, pipe, space); "
+        "default ','",
     )
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument(
+        "--swap_latlon", dest="swap_latlon", action="store_const", const=True, default=None,
+        help="the column named latitude holds the longitudes and the other the latitudes (default: detected)",
+    )
+    order.add_argument(
+        "--no_swap_latlon", dest="swap_latlon", action="store_const", const=False,
+        help="the columns hold what their names say (default: detected)",
+    )
+
+
+def read_header(path: str, delimiter: str) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle, delimiter=delimiter), [])
 
 
 def table_source(
     args: argparse.Namespace, defaults: Columns, by_name: bool = False
 ) -> tuple[Iterator[Record | Skip], str, int]:
     """(records, image folder, row count) for the flags of `add_table_arguments`; a column named by a flag
-    must exist, a default one is used when the header has it."""
+    must exist, a default one is used when the header has it.
+
+    The coordinate order is decided here, for the whole file, and written back to `args.swap_latlon` (what
+    the writer applies) with a line for the output in `args.coordinate_note`.
+    """
     if not os.path.isfile(args.csv):
         raise DataError(f"{args.csv}: table not found")
     if not os.path.isdir(args.images):
@@ -179,6 +234,12 @@ def table_source(
     given = {key: getattr(args, f"{key}_col") for key in COLUMN_KEYS}
     columns = Columns(**{key: given[key] or getattr(defaults, key) for key in COLUMN_KEYS})
     required = frozenset({"image", "lat", "lon"} | {key for key, value in given.items() if value})
+    header = read_header(args.csv, args.delimiter)
+    present = present_columns(args.csv, header, columns, required)
+    decision = latlon.decide(
+        args.csv, header, present.lat, present.lon, args.delimiter, args.swap_latlon, country_col=present.country
+    )
+    args.swap_latlon, args.coordinate_note = decision.swap, decision.note
     records = read_table(args.csv, columns, ImageFinder(args.images, by_name), args.delimiter, required)
     return records, args.images, count_rows(args.csv)
 

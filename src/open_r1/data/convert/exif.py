@@ -5,6 +5,11 @@ JPEG, PNG, WebP and TIFF are read by Pillow itself; HEIC/HEIF (iPhone photos) ne
 `pillow-heif` package, and without it they are skipped and counted, like photos without a GPS fix.
 Rows point at the photos where they are: the photo folder is the image folder.
 
+A photo's EXIF header can be intact while its picture is not (a copy cut short, a corrupt card), and such a
+row would only fail in training. So every photo that would become a row is decoded first (a JPEG at 1/8 scale,
+Pillow's draft mode, which still reads the whole compressed stream); the ones that fail are skipped, counted,
+and listed by name with the reason after the conversion.
+
     python -m open_r1.data.convert exif --photos ~/Pictures/trip --out data/trip.jsonl
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
@@ -33,13 +38,12 @@ def _degrees(value, ref) -> float:
     return -degrees if str(ref or "").strip("\x00 ").upper() in ("S", "W") else degrees
 
 
-def gps_coordinates(path: str) -> tuple[float, float] | None:
-    """(lat, lon) from a photo's GPS EXIF, or None when it has none; unreadable files raise DataError."""
-    try:
-        with Image.open(path) as image:
-            gps = image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise DataError(f"{path}: cannot read the photo: {err}") from None
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
+UNDECODABLE = "photos that cannot be decoded (truncated or corrupt)"
+
+
+def _gps(image: Image.Image) -> tuple[float, float] | None:
+    gps = image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
     if ExifTags.GPS.GPSLatitude not in gps or ExifTags.GPS.GPSLongitude not in gps:
         return None
     try:
@@ -50,31 +54,70 @@ def gps_coordinates(path: str) -> tuple[float, float] | None:
     return lat, lon
 
 
-def photo_records(folder: str, files: list[str], heif: bool) -> Iterator[Record | Skip]:
-    for rel in files:
-        path = os.path.join(folder, rel)
-        suffix = os.path.splitext(rel)[1].lower()
-        if suffix in HEIF_SUFFIXES and not heif:
-            yield Skip("HEIC/HEIF photos, unreadable without pillow-heif (pip install pillow-heif)", path)
-            continue
-        if suffix not in PILLOW_SUFFIXES + HEIF_SUFFIXES:
-            yield Skip("files that are not photos", path)
-            continue
-        try:
-            coordinates = gps_coordinates(path)
-        except DataError:
-            yield Skip("unreadable photos", path)
-            continue
-        if coordinates is None:
-            yield Skip("photos without GPS EXIF", path)
-            continue
-        lat, lon = coordinates
-        if lat == 0.0 and lon == 0.0:
-            yield Skip("photos with GPS 0,0 (a camera without a fix)", path)
-            continue
-        yield Record(
-            id=rel, images=[rel], lat=lat, lon=lon, where=path, coordinate_fields=("GPSLatitude", "GPSLongitude")
-        )
+def _decode(image: Image.Image) -> None:
+    """Decode the picture (a JPEG at 1/8 scale: every byte of its stream is still read); errors propagate."""
+    if image.format == "JPEG":
+        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+    image.load()
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image file Pillow can identify"
+    return str(err).strip() or type(err).__name__
+
+
+class PhotoRecords(Iterable):
+    """The records of a folder's photos; after iterating, `notes()` lists the photos that could not be decoded."""
+
+    def __init__(self, folder: str, files: list[str], heif: bool):
+        self.folder, self.files, self.heif = folder, files, heif
+        self.undecodable: list[tuple[str, str]] = []  # (path, reason)
+
+    def __iter__(self) -> Iterator[Record | Skip]:
+        for rel in self.files:
+            path = os.path.join(self.folder, rel)
+            suffix = os.path.splitext(rel)[1].lower()
+            if suffix in HEIF_SUFFIXES and not self.heif:
+                yield Skip("HEIC/HEIF photos, unreadable without pillow-heif (pip install pillow-heif)", path)
+                continue
+            if suffix not in PILLOW_SUFFIXES + HEIF_SUFFIXES:
+                yield Skip("files that are not photos", path)
+                continue
+            skip = None
+            try:
+                with Image.open(path) as image:
+                    coordinates = _gps(image)
+                    if coordinates is None:
+                        skip = "photos without GPS EXIF"
+                    elif coordinates == (0.0, 0.0):
+                        skip = "photos with GPS 0,0 (a camera without a fix)"
+                    else:
+                        _decode(image)  # only photos that would become rows: the others are skipped anyway
+            except _DECODE_ERRORS as err:
+                reason = _reason(err)
+                self.undecodable.append((path, reason))
+                yield Skip(UNDECODABLE, f"{path} ({reason})")
+                continue
+            if skip:
+                yield Skip(skip, path)
+                continue
+            lat, lon = coordinates
+            yield Record(
+                id=rel, images=[rel], lat=lat, lon=lon, where=path,
+                coordinate_fields=("GPSLatitude", "GPSLongitude"),
+            )
+
+    def notes(self) -> list[str]:
+        if not self.undecodable:
+            return []
+        lines = [f"{len(self.undecodable):,} photos skipped because they cannot be decoded:"]
+        lines += [f"  {path}: {reason}" for path, reason in self.undecodable]
+        return lines
+
+
+def photo_records(folder: str, files: list[str], heif: bool) -> PhotoRecords:
+    return PhotoRecords(folder, files, heif)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

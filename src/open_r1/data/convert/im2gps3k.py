@@ -1,12 +1,14 @@
 r"""`im2gps3k`: the IM2GPS3K test set, from the `im2gps3k_places365.csv` that geolocation repos link
 (columns `IMG_ID`, `AUTHOR`, `LAT`, `LON`, ...) and its folder of 2,997 Flickr photos.
 
-That file labels its coordinate columns the wrong way round (its "LAT" column reaches 174.8); the writer
-notices the impossible latitudes and stops with a message that asks for `--swap_latlon`, so a wrong set of
-labels can never be written silently.
+TIBHannover/GeoEstimation published that file with its coordinate columns named the wrong way round (`LON`,
+`LAT` over latitude, longitude values) until 2020-02-17; the file linked today is fixed, but old copies still
+circulate. The converter recognises both (header plus Flickr-style ids) and checks the sampled places against
+the offline geocoder either way (`latlon.decide`), so either file converts correctly without a flag and the
+output says which it found; `--swap_latlon` / `--no_swap_latlon` override, and an unclear file stops the run.
 
     python -m open_r1.data.convert im2gps3k --csv im2gps3k_places365.csv --images im2gps3ktest/ \
-        --out data/im2gps3k/test.jsonl --swap_latlon
+        --out data/im2gps3k/test.jsonl
 """
 
 from __future__ import annotations

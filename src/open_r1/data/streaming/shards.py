@@ -15,7 +15,7 @@ from braceexpand import braceexpand
 
 from open_r1.data.images import IMAGE_SUFFIXES
 from open_r1.data.jsonl import split_paths
-from open_r1.data.rows import DataError
+from open_r1.data.rows import DataError, is_missing, label_text
 
 SHARD_SUFFIXES = (".tar",)
 IMAGE_EXTENSIONS = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # a sample's image member, by key
@@ -91,14 +91,19 @@ def iter_shard_samples(shard: str) -> Iterator[ShardSample]:
 
 
 def sample_labels(meta: Any, where: str) -> dict[str, Any]:
-    """lat, lon, country, region, city and id from a sample's json, accepting the usual key spellings."""
+    """lat, lon, country, region, city and id from a sample's json, accepting the usual key spellings.
+
+    NaN, None, null and empty values (what pandas writes for an empty cell) are missing, never the name "nan".
+    """
     if not isinstance(meta, dict):
         raise DataError(f"{where}: field 'json': expected an object, got {type(meta).__name__}")
 
     def number(keys: tuple[str, ...]) -> float:
-        key = next((k for k in keys if meta.get(k) not in (None, "")), None)
+        key = next((k for k in keys if not is_missing(meta.get(k))), None)
         if key is None:
             raise DataError(f"{where}: field '{keys[0]}': missing (looked for {', '.join(keys)})")
+        if isinstance(meta[key], bool):
+            raise DataError(f"{where}: field '{key}': expected a number, got the boolean {meta[key]!r}")
         try:
             value = float(meta[key])
         except (TypeError, ValueError):
@@ -109,8 +114,7 @@ def sample_labels(meta: Any, where: str) -> dict[str, Any]:
 
     labels = {"lat": number(LAT_KEYS), "lon": number(LON_KEYS)}
     for name in ("country", "region", "city", "id"):
-        value = meta.get(name)
-        labels[name] = str(value).strip() if value not in (None, "") else None
+        labels[name] = label_text(meta.get(name))
     return labels
 
 

@@ -98,6 +98,7 @@ class RowStream:
         skip_bad_rows: bool = False,
         chunk_bytes: int = CHUNK_BYTES,
         open_blocks: int = OPEN_BLOCKS,
+        allow_absolute_image_paths: bool = False,
     ):
         if (rank is None) != (world_size is None) or (world_size is not None and not 0 <= rank < world_size):
             raise ValueError(f"rank and world_size go together, with 0 <= rank < world_size (got {rank}, {world_size})")
@@ -112,6 +113,7 @@ class RowStream:
         self.start_row = start_row
         self.rank, self.world_size = rank, world_size
         self.skip_bad_rows = skip_bad_rows
+        self.allow_absolute_image_paths = allow_absolute_image_paths  # jsonl rows, as in load_rows
         self.chunk_bytes = chunk_bytes
         self.open_blocks = open_blocks if shuffle else 1
         self.skipped = 0  # bad rows skipped so far (with skip_bad_rows)
@@ -180,7 +182,7 @@ class RowStream:
                 raise DataError(f"{where}: not UTF-8 text: {err.reason} at byte {err.start}") from None
             except json.JSONDecodeError as err:
                 raise DataError(f"{where}: invalid JSON: {err.msg} (column {err.colno})") from None
-            row = parse_row(raw, where, source.image_folder, check_images=False)
+            row = parse_row(raw, where, source.image_folder, False, self.allow_absolute_image_paths)
             image_files = row.image_paths
         record = row.to_dict()
         record["prompt"] = prompt_messages(row, self.question_template)
