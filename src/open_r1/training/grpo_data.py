@@ -28,7 +28,12 @@ def grpo_datasets(
 ) -> tuple[Dataset | IterableDataset, Dataset | None]:
     """(train, eval) datasets with decoded images on access; eval is None without --val_split_ratio."""
     if not data_args.streaming:
-        rows = load_rows(data_args.data_file_paths, data_args.image_folders, max_rows=data_args.max_rows)
+        rows = load_rows(
+            data_args.data_file_paths,
+            data_args.image_folders,
+            max_rows=data_args.max_rows,
+            allow_absolute_image_paths=data_args.allow_absolute_image_paths,
+        )
         train, held_out = split_for_validation(
             rows_to_dataset(rows, data_args.question_template), data_args.val_split_ratio, training_args.seed
         )
@@ -44,7 +49,11 @@ def grpo_datasets(
         raise ValueError("--streaming cannot hold rows out: evaluate on a separate file with open_r1.eval_geo")
     with training_args.main_process_first(desc="validating the data", local=False):
         if training_args.process_index == 0:  # the same checks as in memory, without decoding any image
-            validate(data_args.data_file_paths, data_args.image_folders).raise_for_errors()
+            validate(
+                data_args.data_file_paths,
+                data_args.image_folders,
+                allow_absolute_image_paths=data_args.allow_absolute_image_paths,
+            ).raise_for_errors()
     # the stream is shuffled already; TRL's own buffer would hold decoded rows and break exact resumption,
     # and the Trainer's batch skipping on resume would decode every consumed row again
     training_args.shuffle_dataset = False
@@ -60,5 +69,6 @@ def grpo_datasets(
         epochs=None,
         seed=training_args.seed,
         start_row=start_row,
+        allow_absolute_image_paths=data_args.allow_absolute_image_paths,
     )
     return train, None
