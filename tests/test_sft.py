@@ -28,7 +28,11 @@ MAX_PIXELS = 112 * 112
 LEARN_STEPS = 120  # about two minutes on 2 CPU cores
 LEARN_BATCH = 16
 LEARN_LR = 1e-2
-PROBE_ROWS = 8
+PROBE_ROWS = 24  # every second held-out row: a parse rate in steps of 1/24 (8 rows gave steps of 1/8)
+# Measured after the run below (seed 0, torch 2.14 / transformers 5.17 / trl 1.16, 2 CPU cores): 20 of the 24
+# probe rows parse (0.83; 41 of all 48 held-out rows; before training 0). Threshold 16 of 24 (0.67): a margin of
+# 4 rows (0.17) below the measured figure, still far above the untrained model's 0.
+MIN_PARSE_RATE = 16 / PROBE_ROWS
 
 
 def sft_args(output_dir: Path, **overrides) -> SFTConfig:
@@ -122,6 +126,7 @@ def test_prompts_are_grpos_and_targets_are_chain_of_region(demo_data):
     assert [c[0]["content"] for c in sft_dataset(rows, "answer")["completion"]] == [r.solution for r in rows]
 
 
+@pytest.mark.slow
 def test_only_the_completion_is_supervised(tmp_path, tiny_model_dir, demo_data):
     train, _, images = demo_data
     rows = load_rows(str(train), str(images), max_rows=4)  # rows with 1 and 4 images in one batch
@@ -142,6 +147,7 @@ def test_only_the_completion_is_supervised(tmp_path, tiny_model_dir, demo_data):
         assert processor.tokenizer.decode(input_ids).count("<|image_pad|>") > 0
 
 
+@pytest.mark.slow
 def test_sft_changes_the_weights_and_lowers_the_held_out_loss(learned):
     before, after = learned["before"]["loss"], learned["after"]["loss"]
     assert after < before / 2, (before, after)
@@ -150,13 +156,15 @@ def test_sft_changes_the_weights_and_lowers_the_held_out_loss(learned):
     assert any("layers.0.self_attn.q_proj" in n for n in changed), changed[:5]
 
 
+@pytest.mark.slow
 def test_sft_teaches_the_format_the_rewards_parse(learned):
     before, after = learned["before"], learned["after"]
     assert before["parse_rate"] < 0.5, before["completions"]  # a random model writes no answer
-    assert after["parse_rate"] >= 0.75, after["completions"]
+    assert after["parse_rate"] >= MIN_PARSE_RATE, (after["parse_rate"], after["completions"])
     assert after["format_score"] > before["format_score"] + 0.4, (before["format_score"], after["format_score"])
 
 
+@pytest.mark.slow
 def test_greedy_completions_do_not_depend_on_batching(learned, demo_data):
     train, _, images = demo_data
     rows = load_rows(str(train), str(images), max_rows=8)
@@ -168,6 +176,7 @@ def test_greedy_completions_do_not_depend_on_batching(learned, demo_data):
     assert all(c and "<|im_start|>" not in c and "Where was this photo" not in c for c in together), together
 
 
+@pytest.mark.slow
 def test_the_sft_checkpoint_is_where_grpo_starts(learned, tmp_path):
     out = learned["out"]
     assert (out / "model.safetensors").is_file() and (out / "processor_config.json").is_file()
