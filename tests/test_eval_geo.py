@@ -117,6 +117,12 @@ def test_parseable_predictions_written_by_hand_are_scored_and_drawn(tmp_path, de
     with Image.open(out / "world_map.png") as image:
         assert image.width >= 600
 
+    # The same predictions rescored with OSV-5M's definitions: no generation, and metrics.json names the set.
+    osv5m = run_eval("unused-model", out, demo_data, "--metrics", "osv5m", "--no_plots")
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metric_set"] == "osv5m" == osv5m["metric_set"] and metrics["metric_set"] == "geo_r"
+    assert "subregion_acc" in saved and saved["parse_failure_rate"] == pytest.approx(100 / 6)
+
 
 def test_a_killed_run_resumes_without_redoing_rows(finished_run, tmp_path, tiny_model_dir, demo_data, count_prompts):
     done, _ = finished_run

@@ -20,6 +20,23 @@ def test_every_row_has_a_source_and_the_known_numbers():
     assert {r.benchmark for r in load_published(benchmark="yfcc4k")} == {"yfcc4k"}
 
 
+# The reasoning-VLM rows on IM2GPS3K, acc@1/25/200/750/2500 km as their papers report them.
+REASONING_VLMS = {
+    "Geo-R (Qwen2.5-VL-7B, SFT+GRPO)": [18.10, 41.53, 58.31, 75.33, 86.42],
+    "GLOBE (Qwen2.5-VL-7B, GRPO)": [9.84, 40.18, 56.19, 71.45, 82.38],
+    "G3": [16.65, 40.94, 55.56, 71.24, 84.68],
+    "Img2Loc": [17.1, 45.1, 57.9, 72.9, 84.7],
+    "GeoRanker": [18.79, 45.05, 61.49, 76.31, 89.29],
+}
+
+
+@pytest.mark.parametrize("method, accuracies", REASONING_VLMS.items())
+def test_reasoning_vlm_rows_on_im2gps3k_carry_their_numbers_and_whether_they_were_checked(method, accuracies):
+    (row,) = [r for r in load_published(benchmark="im2gps3k") if r.method == method]
+    assert [row.metrics[f"acc@{t}km"] for t in (1, 25, 200, 750, 2500)] == accuracies
+    assert "checked" in row.source.lower()  # every row says how far its figures were checked
+
+
 def test_a_broken_table_names_file_line_and_column(tmp_path):
     header = ("benchmark,method,acc@1km,acc@25km,acc@200km,acc@750km,acc@2500km,median_km,geoguessr,"
               "country_acc,region_acc,city_acc,source,table\n")
@@ -60,10 +77,14 @@ def test_metrics_table_prints_every_metric_and_the_k_guess_block():
                "country_acc": 100.0, "region_acc": None, "city_acc": 0.0, "parse_failure_rate": 0.0,
                "best_of_k/acc@1km": 100.0, "best_of_k/acc@25km": 100.0, "best_of_k/acc@200km": 100.0,
                "best_of_k/acc@750km": 100.0, "best_of_k/acc@2500km": 100.0, "best_of_k/mean_km": 0.5,
-               "best_of_k/median_km": 0.5, "best_of_k/geoguessr": 4999.0, "top5_weighted_score": 2500.0}
+               "best_of_k/median_km": 0.5, "best_of_k/geoguessr": 4999.0, "metric_set": "osv5m",
+               "subregion_acc": 50.0, "top5_level": "region", "top5_classification": 0.6, "top5_weighted_score": 0.66}
     text = metrics_table(metrics)
     for label in ("acc@1km (street)", "acc@2500km (continent)", "median error", "GeoGuessr score",
-                  "country accuracy", "city accuracy", "unparseable answers", "best of 3", "top-5 weighted score"):
+                  "country accuracy", "sub-region accuracy", "city accuracy", "unparseable answers", "best of 3",
+                  "metric definitions", "osv5m", "top-5 region credit"):
         assert label in text
     region = next(line for line in text.splitlines() if line.startswith("region accuracy"))
     assert region.split()[-1] == "-"  # no image labelled at that level
+    score = next(line for line in text.splitlines() if line.startswith("top-5 weighted score"))
+    assert score.split()[-3:] == ["0.6600", "/", "1"]

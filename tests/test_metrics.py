@@ -11,9 +11,12 @@ from open_r1.evaluation.metrics import (
     FAILURE_KM,
     compute_metrics,
     distance_metrics,
+    osv5m_errors_km,
+    osv5m_place_keys,
     place_accuracy,
     place_matches,
     rank_guesses,
+    top5_credit,
     top5_weighted_score,
 )
 from open_r1.evaluation.records import build_records
@@ -109,18 +112,71 @@ def test_geocode_labels_ignores_the_rows_labels():
     assert truth == {"country": "FR", "region": "Ile-de-France", "city": "Paris"}
 
 
-def test_top5_weighted_score_matches_hand_computed_values():
-    e = 5000 * math.exp(-1)  # a guess 1492.7 km away: 1839.397 points
-    # (1 * 5000 + 0.6 * 1839.397 + 0.4 * 0 + 0.25 * 5000 + 0.15 * 0) / 2.4 = 7353.638 / 2.4
-    assert top5_weighted_score([5000, e, 0, 5000, 0]) == pytest.approx(3064.0160, abs=1e-3)
-    assert top5_weighted_score([5000] * 5) == pytest.approx(5000)
-    assert top5_weighted_score([5000]) == pytest.approx(2083.333, abs=1e-3)  # missing positions score 0
-    assert top5_weighted_score([5000, 5000]) == pytest.approx(3333.333, abs=1e-3)
-    assert top5_weighted_score([0, 0, 0, 0, 0, 5000]) == 0.0  # a sixth guess is ignored
+def test_top5_credit_is_that_of_the_first_correct_guess():
+    # positions 1-5 earn 100 / 60 / 40 / 25 / 15 % of the credit; only the first correct guess counts
+    assert top5_credit([True, True, True]) == 1.0
+    assert top5_credit([False, True, False, True]) == 0.6
+    assert top5_credit([False, False, True]) == 0.4
+    assert top5_credit([False, False, False, True, True]) == 0.25
+    assert top5_credit([False, False, False, False, True]) == 0.15
+    assert top5_credit([False] * 5 + [True]) == 0.0  # a sixth guess is ignored
+    assert top5_credit([]) == 0.0 and top5_credit([False]) == 0.0
+
+
+def test_top5_weighted_score_is_seven_tenths_classification_and_three_tenths_distance():
+    # 0.7 * 0.6 + 0.3 * (1 - 1000 / 5000) = 0.42 + 0.24
+    assert top5_weighted_score(0.6, 1000.0) == pytest.approx(0.66)
+    assert top5_weighted_score(1.0, 0.0) == pytest.approx(1.0)
+    assert top5_weighted_score(0.5, 5000.0) == pytest.approx(0.35)  # the distance part reaches 0 at 5000 km
+    assert top5_weighted_score(0.5, 20015.0) == pytest.approx(0.35)  # and never goes below it
+
+
+def guess(lat, lon, km):
+    return {"lat": lat, "lon": lon, "parsed": True, "error_km": km, "geoguessr": 0.0}
+
+
+NO_GUESS = {"lat": None, "lon": None, "parsed": False, "error_km": FAILURE_KM, "geoguessr": 0.0}
+LYON, TOKYO, SYDNEY = (45.7640, 4.8357), (35.6762, 139.6503), (-33.8688, 151.2093)
+
+
+def ranked_record(guesses, true_place, true=PARIS):
+    top = guesses[0]
+    return {"id": "r", "parsed": top["parsed"], "pred_lat": top["lat"], "pred_lon": top["lon"],
+            "error_km": top["error_km"], "true_lat": true[0], "true_lon": true[1], "true_place": true_place,
+            "pred_place": None, "guesses": guesses}
+
+
+PARIS_PLACE = {"country": "FR", "region": "Ile-de-France", "city": "Paris"}
+
+
+@pytest.mark.parametrize("level, classification", [("region", 0.3), ("country", 0.5), ("city", 0.3)])
+def test_top5_weighted_score_of_a_run_credits_the_first_guess_at_the_chosen_level(level, classification):
+    # Image 1: Lyon (France, another region), then Paris, then a failure. Image 2: Tokyo, then Sydney.
+    # Region and city: image 1 earns position 2's 0.6, image 2 nothing -> 0.3. Country: Lyon is already in
+    # France -> (1.0 + 0) / 2. The error_km of the top guesses are 400 and 1600 km, so mean 1000 km.
+    records = [
+        ranked_record([guess(*LYON, 400.0), guess(*PARIS, 0.0), NO_GUESS], PARIS_PLACE),
+        ranked_record([guess(*TOKYO, 1600.0), guess(*SYDNEY, 1700.0)], PARIS_PLACE),
+    ]
+    m = compute_metrics(records, top5_level=level)
+    assert m["mean_km"] == pytest.approx(1000.0)
+    assert m["top5_level"] == level and m["top5_classification"] == pytest.approx(classification)
+    assert m["top5_weighted_score"] == pytest.approx(0.7 * classification + 0.3 * 0.8)
+
+
+def test_top5_leaves_images_without_a_true_label_at_the_level_out():
+    records = [
+        ranked_record([guess(*LYON, 400.0), guess(*PARIS, 0.0)], PARIS_PLACE),
+        ranked_record([guess(*PARIS, 400.0), guess(*PARIS, 0.0)], {"country": "FR", "region": None, "city": None}),
+    ]
+    assert compute_metrics(records)["top5_classification"] == pytest.approx(0.6)  # the second image is left out
+    assert compute_metrics(records, top5_level="country")["top5_classification"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="--top5_level"):
+        compute_metrics(records, top5_level="state")
 
 
 def test_guesses_are_ranked_by_agreement_with_failures_last():
-    tokyo = (35.6762, 139.6503)
+    tokyo = TOKYO
     lats = [tokyo[0], PARIS[0] + 0.5 / KM_PER_DEGREE, PARIS[0], None, PARIS[0] + 30 / KM_PER_DEGREE]
     lons = [tokyo[1], PARIS[1], PARIS[1], None, PARIS[1]]
     # the point between the other two Paris guesses has the most support, then exact Paris, then +30 km
@@ -130,18 +186,77 @@ def test_guesses_are_ranked_by_agreement_with_failures_last():
 
 
 def test_k_guesses_give_best_of_k_and_the_weighted_score_of_the_ranked_guesses():
-    completions = [answer(35.6762, 139.6503), north_of_paris(30.0), "no idea", north_of_paris(0.0)]
+    completions = [answer(*TOKYO), north_of_paris(30.0), "no idea", north_of_paris(0.0)]
     record = build_records([paris_row()], [completions])[0]
     guesses = record["guesses"]
     assert [g["sample"] for g in guesses] == [1, 3, 0, 2]
     assert record["completion"] == completions[1] and record["error_km"] == pytest.approx(30.0, abs=1e-3)
-    m = compute_metrics([record])
+    m = compute_metrics([record], top5_level="city")
     assert m["num_guesses"] == 4
     assert m["acc@25km"] == 0.0 and m["best_of_k/acc@1km"] == 100.0
     assert m["best_of_k/median_km"] == pytest.approx(0.0, abs=1e-6)
     assert m["best_of_k/geoguessr"] == pytest.approx(5000.0)
-    expected = (1.0 * guesses[0]["geoguessr"] + 0.6 * 5000.0 + 0.4 * guesses[2]["geoguessr"] + 0.25 * 0.0) / 2.4
-    assert m["top5_weighted_score"] == pytest.approx(expected)
+    # 30 km north of Paris is another town: the first right city is the exact guess, ranked second (0.6);
+    # the distance part is 1 - 30 / 5000.
+    assert m["top5_classification"] == pytest.approx(0.6)
+    assert m["top5_weighted_score"] == pytest.approx(0.7 * 0.6 + 0.3 * (1 - 30.0 / 5000), abs=1e-6)
+    assert compute_metrics([record], top5_level="country")["top5_classification"] == pytest.approx(1.0)
+
+
+# --- OSV-5M's definitions ----------------------------------------------------------------------------------
+
+def test_metric_sets_are_named_in_the_metrics():
+    records = build_records([paris_row()], [[answer(*PARIS)]])
+    assert compute_metrics(records)["metric_set"] == "geo_r"
+    assert compute_metrics(records, "osv5m")["metric_set"] == "osv5m"
+    with pytest.raises(ValueError, match="--metrics"):
+        compute_metrics(records, "im2gps")
+
+
+def test_osv5m_thresholds_are_strict_and_ours_inclusive():
+    ours = distance_metrics([25.0, 1.0], [True, True])
+    theirs = distance_metrics([25.0, 1.0], [True, True], strict=True)
+    assert (ours["acc@1km"], ours["acc@25km"]) == (50.0, 100.0)
+    assert (theirs["acc@1km"], theirs["acc@25km"]) == (0.0, 50.0)  # 1 km is not < 1 km, 25 km not < 25 km
+
+
+def test_osv5m_distance_is_haversine_on_6371_km_and_geoscore_its_curve():
+    # one degree of latitude on R = 6371 km: 6371 * pi / 180 = 111.194927 km (ours, R = 6371.0088: 111.195081)
+    assert osv5m_errors_km([1.0], [0.0], [0.0], [0.0])[0] == pytest.approx(111.194927, abs=1e-6)
+    assert osv5m_errors_km([None], [None], [0.0], [0.0])[0] == pytest.approx(20015.0868, abs=1e-4)  # pi * 6371
+    degrees = 1492.7 / (math.pi * 6371.0 / 180.0)  # due north by 1492.7 km on OSV-5M's sphere
+    record = build_records([paris_row()], [[answer(PARIS[0] + degrees, PARIS[1])]])[0]
+    m = compute_metrics([record], "osv5m")
+    assert m["mean_km"] == pytest.approx(1492.7, abs=1e-3)
+    assert m["geoguessr"] == pytest.approx(5000 / math.e, abs=1e-3)  # 5000 exp(-1492.7 / 1492.7) = 1839.397
+
+
+def test_osv5m_places_are_reverse_geocoders_own_answer_at_both_ends():
+    import reverse_geocoder
+
+    points = [PARIS, LYON, (48.5734, 7.7521), (-16.80, -179.97), (69.6492, 18.9553), (-40.0, -120.0)]
+    keys = osv5m_place_keys([p[0] for p in points], [p[1] for p in points])
+    for i, found in enumerate(reverse_geocoder.search(points, mode=1, verbose=False)):
+        cc, a1, a2, name = found["cc"], found["admin1"], found["admin2"], found["name"]
+        assert keys["country"][i] == cc
+        assert keys["region"][i] == f"{a1}_{cc}"
+        assert keys["subregion"][i] == f"{a2}_{a1}_{cc}"
+        assert keys["city"][i] == f"{name}_{a2}_{a1}_{cc}"
+    # Taveuni, on the antimeridian: reverse_geocoder's degree-space search says Wallis and Futuna, and OSV-5M's
+    # metric takes its word for it; our own geocoder (great-circle) says Fiji.
+    assert keys["country"][3] == "WF"
+
+
+def test_osv5m_place_accuracy_compares_keys_and_skips_empty_truth_levels():
+    # truth Paris; predictions: Paris (all four levels), Lyon (country only), Strasbourg (country only), none
+    rows = [paris_row(str(i)) for i in range(4)]
+    completions = [[answer(*PARIS)], [answer(*LYON)], [answer(48.5734, 7.7521)], ["no idea"]]
+    m = compute_metrics(build_records(rows, completions), "osv5m")
+    assert m["country_acc"] == 75.0
+    assert m["region_acc"] == 25.0 and m["subregion_acc"] == 25.0 and m["city_acc"] == 25.0
+    # a truth whose admin2 is empty (Levashovo, St Petersburg, in the shipped GeoNames extract) has no sub-region
+    keys = osv5m_place_keys([60.1], [30.2], truth=True)
+    assert keys["subregion"][0] is None and keys["city"][0] == "Levashovo__St.-Petersburg_RU"
 
 
 def test_rows_without_true_coordinates_are_refused_with_their_location():

@@ -20,6 +20,8 @@ from open_r1.schedules import SCHEDULES
 
 SFT_TARGETS = ("chain_of_region", "answer")  # rule-based Chain-of-Region targets, or the rows' own gpt answers
 BENCHMARKS = ("im2gps3k", "yfcc4k", "osv5m")  # benchmarks with published results to --compare with
+METRIC_SETS = ("geo_r", "osv5m")  # evaluation metric definitions: ours, or OSV-5M's exactly
+TOP5_LEVELS = ("region", "country", "city")  # what a correct guess must name for the top-5 weighted score
 
 
 @dataclass
@@ -244,6 +246,18 @@ class EvalArguments(ModelPixelBounds, DataArguments):
         default=False,
         metadata={"help": "take the true country/region/city from the geocoder at the true coordinates, ignoring "
                   "the rows' labels, so truth and prediction use one gazetteer"},
+    )
+    metrics: str = field(
+        default="geo_r",
+        metadata={"help": "metric definitions: 'geo_r' (ours: acc within <= d km, truth labels by the labelling "
+                  "rule) or 'osv5m' (OSV-5M's exactly: < d km, R = 6371 km, country/region/sub-region/city from "
+                  "reverse_geocoder at prediction and truth); metrics.json names the set",
+                  "choices": list(METRIC_SETS)},
+    )
+    top5_level: str = field(
+        default="region",
+        metadata={"help": "with several guesses: the place level (state/region, country or city) a guess must get "
+                  "right to earn its position's credit in the top-5 weighted score", "choices": list(TOP5_LEVELS)},
     )
     overwrite: bool = field(default=False, metadata={"help": "discard earlier predictions in --output_dir"})
 

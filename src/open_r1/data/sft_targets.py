@@ -3,8 +3,9 @@
 A warm start only has to teach the output format and the habit of narrowing down a place, so a target is
 built from the row's labels alone: a `<think>` chain continent -> country -> region -> city and an
 `<answer>` with the names and coordinates, assembled with `answer.format.wrap` / `render_answer` so it
-cannot drift from what the format reward checks. Labels the row lacks come from the offline reverse
-geocoder. The phrasing is picked per row from a few templates by a stable hash of the row id, so a model
+cannot drift from what the format reward checks. Labels the row lacks are filled by the one labelling rule
+of `open_r1.geo.labels` (the same truth the converters write, the hierarchy reward pays and the evaluation
+scores). The phrasing is picked per row from a few templates by a stable hash of the row id, so a model
 learns the structure rather than one sentence, and the same row always gets the same target.
 """
 
@@ -24,10 +25,6 @@ logger = logging.getLogger(__name__)
 
 TARGET_CHAIN_OF_REGION, TARGET_ANSWER = SFT_TARGETS
 TARGET_CHOICES = SFT_TARGETS
-# The nearest GeoNames place names a gap only when it is this close: a point at sea or in a desert is not
-# "in" a city hundreds of km away, and a wrong label teaches the model a wrong chain.
-CITY_FILL_KM = 50.0
-REGION_FILL_KM = 300.0
 
 # Each phrasing names every known level in order, coarse to fine; `{steps}` joins the levels after the first.
 _OPENERS = (
@@ -60,34 +57,35 @@ def _field(row: Row | Mapping[str, Any], name: str) -> Any:
     return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
 
 
-def _clean(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
-def resolve_labels(row: Row | Mapping[str, Any]) -> RegionLabels:
-    """The row's labels with the gaps filled offline: missing country/region/city from the nearest GeoNames
-    place (when it is close enough, and region and city only when it lies in the row's country, so a border
-    never mixes two countries), the continent from the country, and country codes shown as names."""
-    from open_r1.geo import continent_of, country_code, country_name, haversine_km, reverse_geocode
-
+def _coordinates(row: Row | Mapping[str, Any]) -> tuple[float, float]:
     lat, lon = _field(row, "lat"), _field(row, "lon")
     if lat is None or lon is None:
         raise DataError(f"{_field(row, 'source') or _field(row, 'id')}: no coordinates for a Chain-of-Region target")
-    lat, lon = float(lat), float(lon)
-    country, region, city = (_clean(_field(row, k)) for k in ("country", "region", "city"))
-    if country is None or region is None or city is None:
-        place = reverse_geocode([lat], [lon])[0]
-        km = float(haversine_km(lat, lon, place.lat, place.lon)) if place is not None else float("inf")
-        if km <= REGION_FILL_KM:
-            same = country is None or country_code(country) == place.country
-            country = country or place.country
-            if same:
-                region = region or _clean(place.region)
-                city = city or (_clean(place.city) if km <= CITY_FILL_KM else None)
-    code = country_code(country) if country else None
-    shown = (country_name(code) if code else None) or country
-    return RegionLabels(lat, lon, continent_of(code) if code else None, shown, region, city)
+    return float(lat), float(lon)
+
+
+def resolve_labels_batch(rows: Sequence[Row | Mapping[str, Any]]) -> list[RegionLabels]:
+    """`resolve_labels` for many rows, with one vectorised lookup (`geo.labels.resolve_places`)."""
+    from open_r1.geo import continent_of, country_code, country_name
+    from open_r1.geo.labels import resolve_places
+
+    points = [_coordinates(row) for row in rows]
+    places = resolve_places([p[0] for p in points], [p[1] for p in points],
+                            *([_field(row, name) for row in rows] for name in ("country", "region", "city")))
+    out = []
+    for (lat, lon), country, region, city in zip(points, places.country.tolist(), places.region.tolist(),
+                                                  places.city.tolist()):
+        code = country_code(country) if country else None
+        shown = (country_name(code) if code else None) or country
+        out.append(RegionLabels(lat, lon, continent_of(code) if code else None, shown, region, city))
+    return out
+
+
+def resolve_labels(row: Row | Mapping[str, Any]) -> RegionLabels:
+    """The row's place levels by the one labelling rule (`open_r1.geo.labels`): the row's own labels, gaps
+    filled from the nearest GeoNames place of the row's country within 300 km (region) / 50 km (city), the
+    continent from the country, and country codes shown as names."""
+    return resolve_labels_batch([row])[0]
 
 
 def phrasing_index(key: str, n: int) -> int:
@@ -141,10 +139,15 @@ def sft_target(row: Row, targets: str = TARGET_CHAIN_OF_REGION) -> str:
 
 
 def sft_targets(rows: Sequence[Row], targets: str = TARGET_CHAIN_OF_REGION) -> list[str]:
-    """`sft_target` for every row, logging how many rows kept their own answer."""
-    out = [sft_target(row, targets) for row in rows]
-    if targets == TARGET_CHAIN_OF_REGION:
-        own = sum(row.lat is None for row in rows)
-        if own:
-            logger.info("%d of %d rows have no coordinates and train on their own answer", own, len(rows))
+    """`sft_target` for every row (the Chain-of-Region rows' labels resolved in one batch), logging how many
+    rows kept their own answer."""
+    if targets != TARGET_CHAIN_OF_REGION:
+        return [sft_target(row, targets) for row in rows]
+    geo = [row for row in rows if row.lat is not None]
+    resolved = iter(resolve_labels_batch(geo))
+    out = [chain_of_region_target(next(resolved), str(row.id or "")) if row.lat is not None else sft_target(row, targets)
+           for row in rows]
+    own = len(rows) - len(geo)
+    if own:
+        logger.info("%d of %d rows have no coordinates and train on their own answer", own, len(rows))
     return out

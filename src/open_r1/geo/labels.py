@@ -1,0 +1,161 @@
+"""THE rule that names the country, region and city of a labelled point: one resolver for every place that
+needs ground truth (the converters' writer, the SFT targets, the hierarchy reward and the evaluation), so a
+row means the same place wherever it is read.
+
+For each row, with its coordinates and whatever labels it carries:
+
+1. Missing: None, a float NaN (what pandas reads from an empty cell), and text that is empty once stripped or
+   is one of the spellings tables use for an empty cell (`MISSING_TEXTS`, any case: "nan", "None", "<NA>",
+   "#N/A", ...; not "NA", Namibia's code). Anything else is the row's label, stripped, and it always wins
+   over the gazetteer.
+2. Country: the row's label, as its ISO 3166-1 alpha-2 code when it names a country (`names.country_code`)
+   and as written otherwise. Without a label: the country of the nearest GeoNames place (great-circle, the
+   offline table of `geocode`) when that place lies within REGION_KM, else unknown.
+3. Region (admin1) and city: the row's labels; a missing one comes from the nearest GeoNames place *in the
+   row's country*, so a point near a border is never named after a town across it: the region when that place
+   lies within REGION_KM, the city when it lies within CITY_KM. A country that is unknown or names no GeoNames
+   country fills nothing.
+
+The caps keep the gazetteer from inventing places: a photo at sea or deep in a desert is not "in" a town
+hundreds of km away. 300 km is about the radius of a large first-level region; 50 km the reach of a city's
+suburbs. A label the row gives is never checked against the coordinates (spellings differ between sources and
+the nearest populated place is too coarse to judge a boundary); `data.validate` is where labels get checked.
+
+Vectorised: one great-circle query for all rows that miss a label, one more per distinct labelled country
+whose nearest place lies across its border.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from open_r1.geo.geocode import nearest_places, nearest_places_in, place_fields
+from open_r1.geo.names import country_code
+
+__all__ = ["CITY_KM", "MISSING_TEXTS", "REGION_KM", "PlaceLabels", "clean_label", "resolve_place", "resolve_places"]
+
+REGION_KM = 300.0
+CITY_KM = 50.0
+
+
+# What tables and dataframes write for an empty cell (pandas: NaN, None, <NA>, NaT; spreadsheets: #N/A).
+MISSING_TEXTS = frozenset({"", "nan", "-nan", "none", "null", "<na>", "n/a", "#n/a", "nat"})
+
+
+def clean_label(value: Any) -> str | None:
+    """A label as the resolver reads it: stripped text, or None when missing (None, NaN, MISSING_TEXTS)."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return None
+    text = (value if isinstance(value, str) else str(value)).strip()
+    return None if text.lower() in MISSING_TEXTS else text
+
+
+@dataclass(frozen=True)
+class PlaceLabels:
+    """Resolved labels of a batch of rows: object arrays of str, None where unknown.
+
+    `country` holds ISO codes for recognised countries (labels that name no country stay as written), and
+    `code` the ISO code alone (None where the country is unknown or unrecognised).
+    """
+
+    country: np.ndarray
+    region: np.ndarray
+    city: np.ndarray
+    code: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.country)
+
+    def row(self, i: int) -> tuple[str | None, str | None, str | None]:
+        """(country, region, city) of row i."""
+        return self.country[i], self.region[i], self.city[i]
+
+
+def _map_distinct(func: Callable[[Any], Any], values: Sequence[Any]) -> np.ndarray:
+    """Object array of func(v) for v in values, calling func once per distinct value (labels repeat: once per
+    generation in a GRPO group, once per image of a city in a dataset)."""
+    out = np.empty(len(values), dtype=object)
+    try:
+        table = {value: func(value) for value in set(values)}
+        out[:] = [table[value] for value in values] if values else []
+    except TypeError:  # an unhashable label (a list in a malformed row): no shortcut
+        out[:] = [func(value) for value in values]
+    return out
+
+
+def _coordinates(values: Sequence[Any]) -> np.ndarray:
+    """Floats, None -> NaN; a float array (a reward's label column) is taken as it is."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values.astype(np.float64, copy=False).reshape(-1)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64).reshape(-1)
+
+
+def _known(values: np.ndarray) -> np.ndarray:
+    """Elementwise `is not None` of an object array."""
+    return np.not_equal(values, None)
+
+
+def _column(values: Sequence[Any] | None, n: int, name: str) -> np.ndarray:
+    if values is None:
+        return np.full(n, None, dtype=object)
+    if len(values) != n:
+        raise ValueError(f"{len(values)} {name} labels for {n} coordinates")
+    return _map_distinct(clean_label, list(values))
+
+
+def resolve_places(
+    lats: Sequence[Any],
+    lons: Sequence[Any],
+    countries: Sequence[Any] | None = None,
+    regions: Sequence[Any] | None = None,
+    cities: Sequence[Any] | None = None,
+) -> PlaceLabels:
+    """Country, region and city of each row by the module's rule (the row's labels win; the nearest GeoNames
+    place of the row's country fills the gaps within the caps). Coordinates that are None, NaN or out of
+    range fill nothing; label columns left out count as missing everywhere."""
+    lat, lon = _coordinates(lats), _coordinates(lons)
+    n = len(lat)
+    if len(lon) != n:
+        raise ValueError(f"{n} latitudes but {len(lon)} longitudes")
+    country, region, city = (_column(v, n, name) for v, name in
+                             ((countries, "country"), (regions, "region"), (cities, "city")))
+    code = _map_distinct(country_code, country.tolist())
+    country = np.where(_known(code), code, country)
+
+    valid = (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    need = valid & ~(_known(country) & _known(region) & _known(city))
+    if need.any():
+        rows = np.flatnonzero(need)
+        # Rows repeat (a GRPO group, a city's photos): each distinct point is located once.
+        points, inverse = np.unique(np.stack([lat[rows], lon[rows]], axis=1), axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        index, km = nearest_places(points[:, 0], points[:, 1])
+        index, km = index[inverse], km[inverse]
+        (near_cc,) = place_fields(index, "country")
+
+        take = ~_known(country[rows]) & (km <= REGION_KM)
+        country[rows[take]] = code[rows[take]] = near_cc[take]
+
+        # Region and city: the nearest place of the row's country, which is the nearest place overall unless
+        # that one lies across a border.
+        anchor = code[rows]
+        across = _known(anchor) & (near_cc != anchor)
+        if across.any():
+            index[across], km[across] = nearest_places_in(lat[rows[across]], lon[rows[across]], anchor[across])
+        inside = _known(anchor) & (index >= 0)
+        near_region, near_city = place_fields(index, "region", "city")
+        for column, near, cap in ((region, near_region, REGION_KM), (city, near_city, CITY_KM)):
+            fill = inside & ~_known(column[rows]) & (km <= cap) & _known(near) & (near != "")
+            column[rows[fill]] = near[fill]
+    return PlaceLabels(country, region, city, code)
+
+
+def resolve_place(lat: Any, lon: Any, country: Any = None, region: Any = None,
+                  city: Any = None) -> tuple[str | None, str | None, str | None]:
+    """`resolve_places` for one row: (country, region, city)."""
+    return resolve_places([lat], [lon], [country], [region], [city]).row(0)
