@@ -3,17 +3,13 @@ and field. A leaf, so any module can raise or hold these without importing the r
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from open_r1.geo.labels import clean_label
+
 IMAGE_TAG = "<image>"
 LABEL_FIELDS = ("country", "region", "city")
-
-# What tables and dataframes write for an empty cell (pandas writes NaN, `None` or `<NA>`; spreadsheets
-# `#N/A`): a missing label, never the place name "nan". "NA" is not among them: it is Namibia's ISO code
-# (pandas' own default list turns Namibia into a missing value).
-MISSING_TEXTS = frozenset({"", "nan", "-nan", "none", "null", "<na>", "n/a", "#n/a", "nat"})
 
 
 class DataError(ValueError):
@@ -21,17 +17,15 @@ class DataError(ValueError):
 
 
 def is_missing(value: Any) -> bool:
-    """True for None, NaN and the texts that stand for an empty cell (`MISSING_TEXTS`, any case)."""
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    return isinstance(value, str) and value.strip().lower() in MISSING_TEXTS
+    """True for None, NaN and the texts that stand for an empty cell (`MISSING_TEXTS`, any case; not "NA",
+    Namibia's code). The definition is the labelling rule's (`open_r1.geo.labels.clean_label`), so a row's
+    reader and its ground truth agree on what is missing."""
+    return clean_label(value) is None
 
 
 def label_text(value: Any) -> str | None:
-    """A label (country, region, city, id) as text, or None when it is missing (`is_missing`)."""
-    return None if is_missing(value) else str(value).strip()
+    """A label (country, region, city, id) as stripped text, or None when it is missing (`is_missing`)."""
+    return clean_label(value)
 
 
 @dataclass

@@ -43,7 +43,9 @@ REGION_KM = 300.0
 CITY_KM = 50.0
 
 
-# What tables and dataframes write for an empty cell (pandas: NaN, None, <NA>, NaT; spreadsheets: #N/A).
+# What tables and dataframes write for an empty cell (pandas: NaN, None, <NA>, NaT; spreadsheets: #N/A): a missing
+# label, never the place name "nan". "NA" is not among them: it is Namibia's ISO code (pandas' own default list
+# turns Namibia into a missing value). `data.rows.is_missing` / `label_text` use this same definition.
 MISSING_TEXTS = frozenset({"", "nan", "-nan", "none", "null", "<na>", "n/a", "#n/a", "nat"})
 
 
