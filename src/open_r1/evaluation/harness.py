@@ -56,7 +56,12 @@ def sampling_from(args: SamplingArguments, num_guesses: int) -> Sampling:
 
 def evaluation_rows(args: EvalArguments, seed: int) -> list[Row]:
     """The rows to evaluate: every row, or the held-out split; each must have coordinates and a unique id."""
-    rows = load_rows(args.data_file_paths, args.image_folders, max_rows=args.max_rows)
+    rows = load_rows(
+        args.data_file_paths,
+        args.image_folders,
+        max_rows=args.max_rows,
+        allow_absolute_image_paths=args.allow_absolute_image_paths,
+    )
     if args.val_split_ratio:
         _, held_out = split_for_validation(rows_to_dataset(rows, args.question_template), args.val_split_ratio, seed)
         keep = set(held_out["id"])
