@@ -68,7 +68,7 @@ fi
 import importlib.metadata as md
 names = ["torch", "torchvision", "transformers", "trl", "peft", "accelerate", "datasets", "deepspeed"]
 print("[setup] installed: " + ", ".join(f"{n} {md.version(n)}" for n in names))
-for extra in ("vllm", "liger-kernel"):
+for extra in ("vllm", "liger-kernel", "bitsandbytes"):
     try:
         print(f"[setup] {extra} {md.version(extra)}")
     except md.PackageNotFoundError:

@@ -260,6 +260,15 @@ class EvalArguments(ModelPixelBounds, DataArguments):
                   "right to earn its position's credit in the top-5 weighted score", "choices": list(TOP5_LEVELS)},
     )
     overwrite: bool = field(default=False, metadata={"help": "discard earlier predictions in --output_dir"})
+    streaming: bool = field(
+        default=False, metadata={"help": "refused here: a training option (evaluation reads its rows up front and "
+                                 "resumes by row id; --max_rows reads fewer)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.streaming:
+            raise ValueError("--streaming is a GRPO training option: evaluation reads its rows up front (it resumes by "
+                             "row id); use --max_rows to evaluate on the first rows of a large file")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from open_r1.modeling.loading import load_model_and_processor
 from open_r1.rewards import build_reward_funcs, load_reward_module
 from open_r1.training.grpo import build_grpo_trainer
 from open_r1.training.grpo_data import grpo_datasets
-from open_r1.training.run import resume_checkpoint
+from open_r1.training.run import configure_logging, resume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -53,4 +53,6 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
-    main(*parser.parse_args_and_config())
+    script_args, training_args, model_args = parser.parse_args_and_config()
+    configure_logging(training_args)  # INFO on the main process, WARNING on the other ranks
+    main(script_args, training_args, model_args)

@@ -20,7 +20,7 @@ from open_r1.configs import SFTScriptArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import split_for_validation, with_images
 from open_r1.modeling.loading import load_model_and_processor
-from open_r1.training.run import resume_checkpoint
+from open_r1.training.run import configure_logging, resume_checkpoint
 from open_r1.training.sft import build_sft_trainer, save_for_grpo, sft_dataset
 
 logger = logging.getLogger(__name__)
@@ -54,4 +54,6 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
-    main(*parser.parse_args_and_config())
+    script_args, training_args, model_args = parser.parse_args_and_config()
+    configure_logging(training_args)  # INFO on the main process, WARNING on the other ranks
+    main(script_args, training_args, model_args)

@@ -10,8 +10,13 @@ Two things are decided here once, so no caller can get them wrong:
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 
+import torch
+from accelerate import PartialState
+from accelerate.utils import DistributedType
 from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
@@ -20,7 +25,8 @@ from transformers import (
     ProcessorMixin,
     TrainingArguments,
 )
-from trl import ModelConfig
+from transformers.integrations import is_deepspeed_zero3_enabled
+from trl import ModelConfig, get_quantization_config
 from trl.trainer.utils import create_model_from_path
 
 logger = logging.getLogger(__name__)
@@ -65,14 +71,51 @@ def load_processor(
     return ensure_left_padding(processor)
 
 
-def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool = False) -> dict:
-    """`from_pretrained` keyword arguments from TRL's ModelConfig."""
+def model_init_kwargs(
+    model_args: ModelConfig, trust_remote_code: bool = False, extra: dict | str | None = None
+) -> dict:
+    """`from_pretrained` keyword arguments from TRL's ModelConfig, as TRL's own scripts build them.
+
+    `--load_in_4bit` / `--load_in_8bit` become the bitsandbytes `quantization_config` of TRL's
+    `get_quantization_config` (QLoRA with `--use_peft`), with each process's model placed whole on its own GPU.
+    `extra` is the run's `--model_init_kwargs` (GRPOConfig / SFTConfig); its entries win, as in TRL, except a
+    second `quantization_config` next to the flags, which is refused.
+    """
     kwargs = {"revision": model_args.model_revision, "trust_remote_code": trust_remote_code}
     if model_args.dtype is not None:
         kwargs["dtype"] = model_args.dtype
     if model_args.attn_implementation is not None:
         kwargs["attn_implementation"] = model_args.attn_implementation
-    return kwargs
+    quantization_config = get_quantization_config(model_args)
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        # each process holds its whole k-bit model on its own GPU; under ZeRO-3 transformers refuses a device_map
+        # and bitsandbytes places the weights on the current GPU itself
+        kwargs["device_map"] = None if is_deepspeed_zero3_enabled() else {"": PartialState().local_process_index}
+    if isinstance(extra, str):
+        extra = json.loads(extra)
+    extra = dict(extra or {})
+    if quantization_config is not None and "quantization_config" in extra:
+        raise ValueError(
+            "quantization set twice: by --load_in_4bit/--load_in_8bit and in --model_init_kwargs; keep one"
+        )
+    return kwargs | extra
+
+
+def check_quantization(kwargs: dict) -> None:
+    """Fail before loading when a k-bit model cannot be loaded here (bitsandbytes needs a CUDA GPU)."""
+    if kwargs.get("quantization_config") is None:
+        return
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            "--load_in_4bit / --load_in_8bit (bitsandbytes quantization, QLoRA) needs a CUDA GPU, and none is "
+            "visible here; drop the flag to train in full precision on this machine"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ImportError(
+            "--load_in_4bit / --load_in_8bit needs bitsandbytes: `bash setup.sh --gpu` installs it "
+            "(requirements-gpu.txt), or `pip install bitsandbytes`"
+        )
 
 
 def load_model(
@@ -87,11 +130,14 @@ def load_model(
     partitions the weights while loading and needs the process group (and the world size) to exist already.
     """
     trust_remote_code = bool(getattr(training_args, "trust_remote_code", False))
+    kwargs = model_init_kwargs(model_args, trust_remote_code, getattr(training_args, "model_init_kwargs", None))
+    check_quantization(kwargs)
     if training_args is not None:
-        training_args.distributed_state  # noqa: B018  (creates the process group on first access)
+        state = training_args.distributed_state  # creates the process group on first access
+        if "device_map" not in kwargs and state.distributed_type in (DistributedType.MULTI_GPU, DistributedType.DEEPSPEED):
+            kwargs["device_map"] = None  # as TRL: one whole model (DDP) or shard (ZeRO-3) per process, never "auto"
     path = model_args.model_name_or_path
     config = AutoConfig.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust_remote_code)
-    kwargs = model_init_kwargs(model_args, trust_remote_code)
     if type(config) in AutoModelForImageTextToText._model_mapping:
         model = create_model_from_path(path, architecture=AutoModelForImageTextToText, **kwargs)
     else:
@@ -119,6 +165,11 @@ def load_model_and_processor(
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
     """What every training entry starts from: the processor (left padding, the run's pixel bounds) and the model
     (vision tower frozen when `script_args.freeze_vision_modules`)."""
+    if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
+        raise ValueError(
+            "--load_in_4bit / --load_in_8bit freeze the base model in k-bit: train LoRA adapters on it (QLoRA) with "
+            "--use_peft true"
+        )
     processor = load_processor(
         model_args.model_name_or_path,
         min_pixels=script_args.min_pixels,

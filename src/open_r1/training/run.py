@@ -33,3 +33,25 @@ def resume_checkpoint(args: TrainingArguments) -> str | None:
     if found is not None:
         logger.info("resuming from %s", found)
     return str(found) if found else None
+
+
+def configure_logging(args: TrainingArguments) -> int:
+    """Log at INFO on the main process and at WARNING on the others, as TRL's scripts do with
+    `args.get_process_log_level()`, so an 8-GPU run says each thing once; returns this process's level.
+
+    The main process is local rank 0 of each node (`--log_on_each_node`, the default), or rank 0 alone with
+    `--log_on_each_node false`. `--log_level` and `--log_level_replica` choose other levels; transformers' own
+    default for the main process (`passive`: WARNING) is raised to INFO here, since geo-r reports its progress
+    at INFO. The level is set on the root logger, which geo-r's loggers and Python-logging libraries follow; on the
+    other processes also on transformers' logger, so model loading is quiet there too (the Trainer sets it again
+    when it starts, from the same arguments).
+    """
+    from transformers.utils import logging as hf_logging
+
+    level = args.get_process_log_level()
+    if args.should_log and args.log_level == "passive":
+        level = logging.INFO
+    logging.getLogger().setLevel(level)
+    if not args.should_log:
+        hf_logging.set_verbosity(level)
+    return level

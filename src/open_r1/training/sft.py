@@ -8,6 +8,7 @@ and never the question.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -97,8 +98,10 @@ def save_for_grpo(trainer: SFTTrainer, processor: ProcessorMixin, model_args: Mo
         adapter_dir = os.path.join(output_dir, "adapter")
         trainer.save_model(adapter_dir)  # gathers ZeRO-3 shards on every rank
         if trainer.accelerator.is_main_process:
+            # the base in full precision even after QLoRA: an adapter merged into k-bit weights loses precision
+            full = dataclasses.replace(model_args, load_in_4bit=False, load_in_8bit=False)
             with _without_zero3():  # one process loads whole weights; ZeRO-3 would wait for the other ranks
-                base = load_model(model_args, args)
+                base = load_model(full, args)
             merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
             merged.save_pretrained(output_dir)
             logger.info("LoRA adapter in %s, merged model in %s", adapter_dir, output_dir)

@@ -1,0 +1,165 @@
+"""No flag is accepted and then ignored: every field of every entry's argument dataclasses is read somewhere on
+that entry's code path.
+
+The entries and their dataclasses are read from the source (each `TrlParser((A, B, ...))` call of an entry
+script), so a new entry or a new dataclass is checked without touching this file. A field counts as read when
+the modules the entry imports (transitively, within geo-r; `configs.py` itself excluded, since validating a
+value is not using it) read it as an attribute (`args.field`) or with `getattr(args, "field")`, or when it is
+the keyword of a registered reward (GRPO passes its arguments to the rewards by name), or when a TRL helper that
+those modules call reads it (`get_peft_config`, `get_quantization_config`: TRL's `ModelConfig` is ours to
+apply, since the trainers get an instantiated model). A field that is not read must be refused: parsing the
+entry with it set fails.
+
+TRL's `GRPOConfig` / `SFTConfig` go to TRL's trainers, which read them, except the fields that TRL applies only
+when it loads the model itself from a name (`model_init_kwargs`, `trust_remote_code`); geo-r loads the model,
+so those must be read by geo-r.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+from trl import TrlParser
+
+from test_import_rules import import_graph, reach
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "open_r1"
+ENTRIES = ("open_r1.grpo_jsonl", "open_r1.sft", "open_r1.eval_geo", "open_r1.predict", "open_r1.data.to_llamafactory")
+# TRL helpers geo-r calls with a TRL dataclass; the fields they read count as read when geo-r calls them
+TRL_HELPERS = ("get_peft_config", "get_quantization_config")
+# fields of TRL's trainer configs that TRL reads only when it loads the model from a name, which geo-r never asks
+TRAINER_MODEL_LOADING_FIELDS = ("model_init_kwargs", "trust_remote_code")
+# just enough for each entry's parser to accept the command line
+REQUIRED = {
+    "open_r1.eval_geo": ["--model_name_or_path", "m"],
+    "open_r1.predict": ["--model_name_or_path", "m", "--images", "a.jpg"],
+    "open_r1.data.to_llamafactory": ["--out", "o"],
+}
+
+
+def module_path(module: str) -> Path:
+    path = SRC / Path(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def parser_dataclasses(entry: str) -> list[type]:
+    """The dataclasses of the entry's `TrlParser((...))` call, resolved in the entry module."""
+    tree = ast.parse(module_path(entry).read_text(encoding="utf-8"))
+    module = importlib.import_module(entry)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TrlParser" and node.args:
+            return [getattr(module, elt.id) for elt in node.args[0].elts]
+    raise AssertionError(f"{entry}: no TrlParser((...)) call found")
+
+
+def reads(source: str) -> set[str]:
+    """Names the code reads: `x.name` (loaded), `getattr(x, "name")`, and `options["name"]` /
+    `options.get("name")` (arguments handed on as `vars(args)`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            names.add(node.attr)
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            key = node.args[1] if getattr(func, "id", None) in ("getattr", "hasattr") and len(node.args) > 1 else (
+                node.args[0] if isinstance(func, ast.Attribute) and func.attr == "get" else None)
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                names.add(key.value)
+        elif (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+              and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+            names.add(node.slice.value)
+    return names
+
+
+def code_path(entry: str) -> tuple[set[str], set[str]]:
+    """(the modules an entry runs, except configs.py; the names they read, TRL helpers and rewards included)."""
+    graph, _ = import_graph(SRC, PACKAGE)
+    modules = ({entry} | reach(graph, entry)) - {f"{PACKAGE}.configs"}
+    sources = [module_path(m).read_text(encoding="utf-8") for m in sorted(modules)]
+    names = set().union(*(reads(s) for s in sources))
+    import trl
+
+    for helper in TRL_HELPERS:
+        if any(helper in s for s in sources):
+            names |= reads(inspect.getsource(getattr(trl, helper)))
+    if f"{PACKAGE}.rewards.registry" in modules:
+        from open_r1.rewards import REWARDS
+        from open_r1.rewards.registry import reward_options
+
+        for func in REWARDS.values():
+            names |= set(reward_options(func))
+    return modules, names
+
+
+def is_refused(entry: str, field: dataclasses.Field) -> bool:
+    """Setting the field (a bool flag) to its other value makes the entry's parser fail."""
+    if field.type not in (bool, "bool"):
+        return False
+    argv = [*REQUIRED.get(entry, []), f"--{field.name}", str(not field.default).lower()]
+    try:
+        TrlParser(parser_dataclasses(entry)).parse_args_and_config(args=argv)
+    except (ValueError, SystemExit):
+        return True
+    return False
+
+
+def unread_fields(entry: str) -> list[str]:
+    _, names = code_path(entry)
+    problems = []
+    for cls in parser_dataclasses(entry):
+        fields = dataclasses.fields(cls)
+        if cls.__module__.split(".")[0] in ("trl", "transformers") and cls.__name__ != "ModelConfig":
+            fields = [f for f in fields if f.name in TRAINER_MODEL_LOADING_FIELDS]
+        for field in fields:
+            if field.name not in names and not is_refused(entry, field):
+                problems.append(f"{cls.__name__}.{field.name}")
+    return problems
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_every_argument_of_every_entry_is_read_or_refused(entry):
+    assert parser_dataclasses(entry), entry
+    assert unread_fields(entry) == [], f"{entry} accepts these flags and never reads them"
+
+
+def test_the_entries_listed_are_all_the_entries():
+    """Every module with a TrlParser call is checked above."""
+    found = {
+        ".".join(p.relative_to(SRC).with_suffix("").parts)
+        for p in (SRC / PACKAGE).rglob("*.py")
+        if "TrlParser((" in p.read_text(encoding="utf-8")
+    }
+    assert found == set(ENTRIES)
+
+
+def test_the_check_finds_an_unread_flag(monkeypatch):
+    """The check itself: a field nobody reads is reported; one that is refused is not."""
+    from open_r1 import configs
+
+    @dataclasses.dataclass
+    class Export(configs.ExportArguments):
+        never_read_anywhere: int = 3
+        refused_flag: bool = False
+
+        def __post_init__(self):
+            if self.refused_flag:
+                raise ValueError("refused")
+
+    monkeypatch.setattr(configs, "ExportArguments", Export)
+    import open_r1.data.to_llamafactory as entry
+
+    monkeypatch.setattr(entry, "ExportArguments", Export)
+    assert unread_fields("open_r1.data.to_llamafactory") == ["Export.never_read_anywhere"]
+
+
+def test_eval_refuses_streaming():
+    from open_r1.configs import EvalArguments
+
+    with pytest.raises(ValueError, match="--streaming is a GRPO training option"):
+        EvalArguments(streaming=True)
