@@ -40,20 +40,20 @@ def grpo_datasets(
         logger.info("%d training rows, %d held out", len(train), len(held_out) if held_out else 0)
         return with_images(train, data_args.max_pixels), with_images(held_out, data_args.max_pixels) if held_out else None
 
-    from open_r1.data.streaming import grpo_rows_consumed, streaming_dataset
-    from open_r1.data.validate import validate
+    from open_r1.data.streaming import RankRows, check_sample, grpo_rows_consumed, resolve_sources, streaming_dataset
 
     if training_args.max_steps <= 0:
         raise ValueError("--streaming reads rows lazily and has no length: set --max_steps")
     if data_args.val_split_ratio:
         raise ValueError("--streaming cannot hold rows out: evaluate on a separate file with open_r1.eval_geo")
-    with training_args.main_process_first(desc="validating the data", local=False):
-        if training_args.process_index == 0:  # the same checks as in memory, without decoding any image
-            validate(
-                data_args.data_file_paths,
-                data_args.image_folders,
-                allow_absolute_image_paths=data_args.allow_absolute_image_paths,
-            ).raise_for_errors()
+    # bounded start-up check on every rank, no barrier (a full stat of millions of images could outlast
+    # ddp_timeout): the first rows of each file and a random sample; every other row is checked as it streams
+    checked = check_sample(
+        resolve_sources(data_args.data_file_paths, data_args.image_folders),
+        seed=training_args.seed,
+        allow_absolute_image_paths=data_args.allow_absolute_image_paths,
+    )
+    logger.info("start-up check: %d sampled rows and their images are fine; the rest are checked as they stream", checked)
     # the stream is shuffled already; TRL's own buffer would hold decoded rows and break exact resumption,
     # and the Trainer's batch skipping on resume would decode every consumed row again
     training_args.shuffle_dataset = False
@@ -70,5 +70,7 @@ def grpo_datasets(
         seed=training_args.seed,
         start_row=start_row,
         allow_absolute_image_paths=data_args.allow_absolute_image_paths,
+        # every rank reads the whole stream (Accelerate slices each global batch): decode only this rank's rows
+        decode_only=RankRows.for_grpo(training_args),
     )
     return train, None

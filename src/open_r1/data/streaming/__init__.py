@@ -13,18 +13,25 @@ never parsed or decoded.
 With TRL's `GRPOTrainer` pass the dataset unchanged on every rank (no `rank`/`world_size`): GRPO needs
 every rank to see one stream so that each prompt's group of generations stays together, and Accelerate
 hands each rank its own slice of every global batch (the dataset reports a single shard, so Accelerate
-slices batches instead of splitting files). See `grpo_rows_consumed` for resuming.
+slices batches instead of splitting files). Every rank therefore reads every row, but decodes only the images of
+the rows it keeps (`RankRows`, passed as `decode_only`); the others carry `NotDecoded` placeholders that
+Accelerate drops. `check_sample` is the bounded start-up check. See `grpo_rows_consumed` for resuming.
 """
 
+from open_r1.data.streaming.rank_rows import NotDecoded, RankRows
 from open_r1.data.streaming.shards import expand_shards, is_shard, iter_shard_samples, sample_labels
 from open_r1.data.streaming.shared_images import SharedImage, shared
+from open_r1.data.streaming.startup import check_sample
 from open_r1.data.streaming.stream import RowStream, Source, iter_rows, resolve_sources
 from open_r1.data.streaming.trl_adapter import grpo_rows_consumed, streaming_dataset
 
 __all__ = [
+    "NotDecoded",
+    "RankRows",
     "RowStream",
     "SharedImage",
     "Source",
+    "check_sample",
     "expand_shards",
     "grpo_rows_consumed",
     "is_shard",

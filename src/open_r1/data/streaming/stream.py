@@ -9,7 +9,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from open_r1.data.images import load_image
 from open_r1.data.jsonl import parse_row, split_paths
 from open_r1.data.rows import DataError, Row
 from open_r1.data.streaming.blocks import CHUNK_BYTES, Block, jsonl_blocks, read_block
+from open_r1.data.streaming.rank_rows import NotDecoded
 from open_r1.data.streaming.shards import (
     IMAGE_EXTENSIONS,
     NamedBytes,
@@ -99,6 +100,7 @@ class RowStream:
         chunk_bytes: int = CHUNK_BYTES,
         open_blocks: int = OPEN_BLOCKS,
         allow_absolute_image_paths: bool = False,
+        decode_only: Callable[[int], bool] | None = None,
     ):
         if (rank is None) != (world_size is None) or (world_size is not None and not 0 <= rank < world_size):
             raise ValueError(f"rank and world_size go together, with 0 <= rank < world_size (got {rank}, {world_size})")
@@ -116,6 +118,9 @@ class RowStream:
         self.allow_absolute_image_paths = allow_absolute_image_paths  # jsonl rows, as in load_rows
         self.chunk_bytes = chunk_bytes
         self.open_blocks = open_blocks if shuffle else 1
+        # which yielded rows (0 = the first this generator yields) get decoded images; the others carry
+        # `NotDecoded` placeholders: a rank's share of a stream every rank reads (see `RankRows`)
+        self.decode_only = decode_only
         self.skipped = 0  # bad rows skipped so far (with skip_bad_rows)
         self._blocks: list[Block] | None = None
 
@@ -169,10 +174,10 @@ class RowStream:
 
     # -- building rows
 
-    def _row(self, ref: tuple) -> dict[str, Any]:
+    def _row(self, ref: tuple, decode: bool = True) -> dict[str, Any]:
         source = self.sources[ref[0]]
         if source.image_folder is None:
-            row, image_files = self._shard_row(ref[1])
+            row, image_files = self._shard_row(ref[1], decode)
         else:
             _, number, line = ref
             where = f"{source.path}:{number}"
@@ -186,11 +191,13 @@ class RowStream:
             image_files = row.image_paths
         record = row.to_dict()
         record["prompt"] = prompt_messages(row, self.question_template)
-        if self.decode_images:
+        if self.decode_images and not decode:
+            record["images"] = [NotDecoded(path) for path in row.image_paths]
+        elif self.decode_images:
             record["images"] = [shared(load_image(f, self.max_pixels, where=row.source)) for f in image_files]
         return record
 
-    def _shard_row(self, sample: ShardSample) -> tuple[Row, list]:
+    def _shard_row(self, sample: ShardSample, decode: bool = True) -> tuple[Row, list]:
         ext = sample.image_ext()
         if ext is None:
             raise DataError(f"{sample.where}: field 'image': the sample has no {'/'.join(IMAGE_EXTENSIONS)} file")
@@ -217,13 +224,13 @@ class RowStream:
             city=labels["city"],
             source=sample.where,
         )
-        files = [NamedBytes(sample.read(ext), image_path)] if self.decode_images else []
+        files = [NamedBytes(sample.read(ext), image_path)] if self.decode_images and decode else []
         return row, files
 
     # -- the generator
 
     def __call__(self) -> Iterator[dict[str, Any]]:
-        position, epoch_rows = 0, None
+        position, epoch_rows, yielded = 0, None, 0
         for epoch in itertools.count() if self.epochs is None else range(self.epochs):
             if epoch_rows and self.start_row - position >= epoch_rows:
                 position += epoch_rows  # a whole epoch before the resume point: no need to read it
@@ -235,15 +242,18 @@ class RowStream:
                 if position <= self.start_row or not mine:
                     continue
                 tried += 1
+                decode = self.decode_only is None or self.decode_only(yielded)
                 try:
-                    row = self._row(ref)
+                    row = self._row(ref, decode)
                 except DataError as err:
-                    if not self.skip_bad_rows:
+                    # a row only this rank decodes cannot be skipped: the other ranks would not know
+                    if not self.skip_bad_rows or self.decode_only is not None:
                         raise
                     self.skipped += 1
                     logger.warning("skipping bad row %d: %s", self.skipped, err)
                     continue
                 good += 1
+                yielded += 1
                 yield row
             epoch_rows = position - start
             if epoch_rows == 0:
