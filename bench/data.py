@@ -1,6 +1,7 @@
 """Data path throughput and memory: (a) streaming rows from a large jsonl, (b) decoding photos for training.
 
     python bench/data.py [--rows 1000000] [--images 2000] [--max_pixels 401408] [--with_load_rows] [--all_variants]
+                         [--startup_rows 1000000,5000000] [--with_validate]
 
 (a) writes a synthetic jsonl of `--rows` geo rows and reads it through `open_r1.data.streaming` the way
     training does (shuffled blocks + shuffle buffer, rows parsed and prompts built, images not decoded),
@@ -10,6 +11,11 @@
     files) and decodes each with `open_r1.data.images.load_image` at `--max_pixels`, against Pillow's plain
     `Image.open().convert("RGB")` (full size). `--all_variants` adds the raw decode followed by the resize
     training needs, and the draft-mode decode alone (what load_image costs without its final resize).
+
+(c) start-up of a streamed GRPO run for each of `--startup_rows`: synthetic rows pointing at a few shared
+    images, timed through the bounded start-up check every rank makes (`check_sample`: first rows + a random
+    sample, images looked up) and the stream's first row (one pass numbering the blocks' lines);
+    `--with_validate` adds the full `validate()` (a stat per image) that rank 0 used to run behind a barrier.
 
 Every measurement runs in a fresh process, so its peak RSS is its own. Files go to a temporary folder.
 """
@@ -39,13 +45,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def write_rows(path: str, n: int) -> None:
+def write_rows(path: str, n: int, shared_images: int = 0) -> None:
     """Rows shaped like converted OSV-5M output: one image each, coordinates, names and the gpt answer.
     Rows are formatted from a template (json.dumps per row would take longer than the reading it feeds)."""
     rng = np.random.default_rng(0)
+    image = "shared/{shared}.jpg" if shared_images else "{folder:02d}/{id}.jpg"
     offsets = rng.uniform(-0.5, 0.5, (n, 2))
     template = (
-        '{{"id": "{id}", "image": "{folder:02d}/{id}.jpg", "conversations": [{{"from": "human", "value": '
+        '{{"id": "{id}", "image": "' + image + '", "conversations": [{{"from": "human", "value": '
         '"<image>Where was this photo taken?"}}, {{"from": "gpt", "value": "Country: {country}\\nRegion: '
         '{region}\\nCity: {city}\\nLatitude: {lat:.4f}\\nLongitude: {lon:.4f}"}}], "lat": {lat:.6f}, '
         '"lon": {lon:.6f}, "country": "{country}", "region": "{region}", "city": "{city}"}}\n'
@@ -54,7 +61,7 @@ def write_rows(path: str, n: int) -> None:
         for i in range(n):
             city, region, country, lat, lon = CITIES[i % len(CITIES)]
             handle.write(template.format(
-                id=1_000_000_000 + i, folder=i % 100, country=country, region=region, city=city,
+                id=1_000_000_000 + i, folder=i % 100, shared=i % max(1, shared_images), country=country, region=region, city=city,
                 lat=lat + offsets[i, 0], lon=lon + offsets[i, 1],
             ))
 
@@ -80,6 +87,22 @@ def load_all_rows(path: str, folder: str) -> dict:
     began = time.perf_counter()
     rows = load_rows(path, folder, check_images=False)
     return {"rows": len(rows), "seconds": time.perf_counter() - began, "peak_rss_mb": peak_rss_mb()}
+
+
+def startup(path: str, folder: str, with_validate: bool) -> dict:
+    from open_r1.data.streaming import check_sample, resolve_sources
+    from open_r1.data.validate import validate
+
+    began = time.perf_counter()
+    checked = check_sample(resolve_sources(path, folder))
+    result = {"checked": checked, "check_s": time.perf_counter() - began}
+    result["first_row_s"] = stream_rows(path, folder, limit=1)["first_row_s"]
+    if with_validate:
+        began = time.perf_counter()
+        validate(path, folder).raise_for_errors()
+        result["validate_s"] = time.perf_counter() - began
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
 
 
 def synthetic_photo(seed: int, size=(1600, 1200)) -> bytes:
@@ -151,11 +174,14 @@ def main() -> None:
     parser.add_argument("--max_pixels", type=int, default=401408)
     parser.add_argument("--with_load_rows", action="store_true", help="also time load_rows (all rows in memory)")
     parser.add_argument("--all_variants", action="store_true", help="also raw decode + resize, and draft decode alone")
-    parser.add_argument("--skip", choices=["rows", "images"], default=None, help="leave one part out")
+    parser.add_argument("--skip", choices=["rows", "images", "startup"], action="append", default=[],
+                        help="leave a part out (repeatable)")
+    parser.add_argument("--startup_rows", default="1000000,5000000", help="row counts for (c), comma-separated")
+    parser.add_argument("--with_validate", action="store_true", help="(c) also times the full validate()")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="geo-r-bench-")
     try:
-        if args.skip != "rows":
+        if "rows" not in args.skip:
             path = os.path.join(work, "rows.jsonl")
             began = time.perf_counter()
             write_rows(path, args.rows)
@@ -174,7 +200,7 @@ def main() -> None:
                 print(f"    load_rows (all in memory): {result['rows'] / result['seconds']:>9,.0f} rows/s   "
                       f"peak RSS {result['peak_rss_mb']:,.0f} MB   ({result['seconds']:.1f} s)")
             os.remove(path)
-        if args.skip != "images":
+        if "images" not in args.skip:
             folder = os.path.join(work, "photos")
             os.makedirs(folder)
             began = time.perf_counter()
@@ -193,6 +219,23 @@ def main() -> None:
                       f"{result['peak_rss_mb']:,.0f} MB   output {'/'.join(f'{w}x{h}' for w, h in result['sizes'])}")
             speedup = results["raw"]["seconds"] / results["load_image"]["seconds"]
             print(f"    load_image is {speedup:.2f}x the speed of the raw full-size decode")
+        if "startup" not in args.skip:
+            folder = os.path.join(work, "startup")
+            os.makedirs(os.path.join(folder, "shared"))
+            for i in range(4):
+                with open(os.path.join(folder, "shared", f"{i}.jpg"), "wb") as handle:
+                    handle.write(synthetic_photo(i, (320, 240)))
+            print("(c) start-up of a streamed run (every rank, no barrier)")
+            for n in (int(x) for x in args.startup_rows.split(",")):
+                path = os.path.join(work, "startup.jsonl")
+                write_rows(path, n, shared_images=4)
+                result = isolated(startup, path, folder, args.with_validate)
+                line = (f"    {n:>9,} rows ({os.path.getsize(path) / 2**20:,.0f} MiB): check_sample {result['check_s']:.1f} s "
+                        f"({result['checked']} rows), stream's first row {result['first_row_s']:.1f} s")
+                if "validate_s" in result:
+                    line += f", full validate() {result['validate_s']:.1f} s"
+                print(line + f"   peak RSS {result['peak_rss_mb']:,.0f} MB")
+                os.remove(path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
