@@ -1,4 +1,5 @@
-"""GRPO on the tiny Qwen2.5-VL through TRL's own GRPOTrainer: mixed image counts, LoRA, the no-signal warning."""
+"""GRPO on the tiny Qwen2.5-VL through TRL's own GRPOTrainer: mixed image counts, LoRA, the no-signal warning,
+a finished run left alone, a resume in a later epoch, a failing reward."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from open_r1 import grpo_jsonl
 from open_r1.configs import GRPOScriptArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import rows_to_dataset, with_images
+from open_r1.modeling.checkpoints import FINISHED_MARKER
 from open_r1.modeling.loading import load_model
 from open_r1.rewards import build_reward_funcs, load_reward_module
+from open_r1.rewards.registry import RewardFaultError
+from open_r1.training.callbacks import PreemptionCallback
 from open_r1.training.grpo import build_grpo_trainer
 
 DENSE = str(REPO / "tests" / "fixtures" / "dense_reward.py")
+RANK_REWARDS = str(REPO / "tests" / "fixtures" / "rank_rewards.py")
 
 
 def tiny_args(output_dir: Path, **overrides) -> GRPOConfig:
@@ -157,3 +162,63 @@ def test_streaming_run_trains_from_a_lazy_stream(tmp_path, tiny_model_dir):
 def test_streaming_refuses_a_run_without_max_steps(tmp_path, tiny_model_dir):
     with pytest.raises(ValueError, match="--streaming .* set --max_steps"):
         run_main(tmp_path, tiny_model_dir, script={"streaming": True}, max_steps=-1, num_train_epochs=1)
+
+
+def steps_and_rows(log_file: Path) -> list[tuple[int, list]]:
+    return [(r["step"], r["ids"]) for r in map(json.loads, log_file.read_text().splitlines())]
+
+
+def test_a_finished_run_is_left_alone_and_a_resume_in_a_later_epoch_draws_the_same_rows(tmp_path, tiny_model_dir,
+                                                                                        monkeypatch):
+    """8 rows, 2 a step: 4 steps an epoch. The run ends at step 6 (checkpoints 5 and 6); run again, it does
+    nothing. Cut back to checkpoint-5 (as if killed after that save), it resumes in epoch 2 and trains step 6 on
+    the rows the uninterrupted run trained it on."""
+    monkeypatch.setenv("GEO_R_ROW_LOG", str(tmp_path))
+    rows = tmp_path / "rank0.jsonl"
+    script = {"reward_funcs": ["logged_rows"], "reward_module": RANK_REWARDS}
+    out = run_main(tmp_path, tiny_model_dir, script=script, max_steps=6, save_strategy="steps", save_steps=5)
+    first = steps_and_rows(rows)
+    assert [step for step, _ in first] == [0, 1, 2, 3, 4, 5]
+    assert json.loads((out / FINISHED_MARKER).read_text()) == {"global_step": 6, "max_steps": 6}
+    saved = (out / "model.safetensors").stat().st_mtime_ns
+
+    run_main(tmp_path, tiny_model_dir, script=script, max_steps=6, save_strategy="steps", save_steps=5)
+    assert steps_and_rows(rows) == first, "a finished run was trained again"
+    assert (out / "model.safetensors").stat().st_mtime_ns == saved and not (out / "checkpoint-7").exists()
+
+    import shutil
+
+    shutil.rmtree(out / "checkpoint-6")
+    (out / FINISHED_MARKER).unlink()
+    run_main(tmp_path, tiny_model_dir, script=script, max_steps=6, save_strategy="steps", save_steps=5)
+    assert steps_and_rows(rows)[len(first):] == [first[5]], "the resumed step trained on other rows"
+    assert json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())["global_step"] == 6
+
+
+def test_a_failing_reward_gives_no_value_is_logged_and_stops_the_run_after_n_failing_steps(tmp_path, tiny_model_dir,
+                                                                                         monkeypatch, caplog):
+    built = []
+
+    def keep_trainer(*args, **kwargs):
+        built.append(build_grpo_trainer(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(grpo_jsonl, "build_grpo_trainer", keep_trainer)
+    monkeypatch.setenv("GEO_R_FAIL_RANK", "0")
+    script = {"reward_funcs": ["logged_rows", "fails_on_one_rank"], "reward_module": RANK_REWARDS,
+              "reward_max_failing_steps": 3}
+    try:
+        with caplog.at_level("ERROR"), pytest.raises(RewardFaultError) as err:
+            run_main(tmp_path, tiny_model_dir, script=script, max_steps=6)
+    finally:  # training raised: put back the signal handlers the run installed (a process that ends need not)
+        for callback in built[0].callback_handler.callbacks if built else []:
+            if isinstance(callback, PreemptionCallback):
+                callback.restore()
+    assert "reward 'fails_on_one_rank' failed on 3 consecutive steps" in str(err.value)
+    assert "ZeroDivisionError" in str(err.value) and "Traceback" in str(err.value)
+    assert caplog.text.count("ZeroDivisionError: division by zero") == 1, "the first traceback, printed once"
+    (trainer,) = built
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    assert len(logs) == 2, "the run went on with the other reward until the third failing step"
+    assert all(h["rewards/fails_on_one_rank/errors"] == 4.0 and h["rewards/logged_rows/errors"] == 0.0 for h in logs)
+    assert all(h["rewards/fails_on_one_rank/mean"] is None and h["reward"] is not None for h in logs)

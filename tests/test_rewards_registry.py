@@ -6,7 +6,7 @@ import pytest
 
 from open_r1.configs import RewardArguments
 from open_r1.rewards import REWARDS, build_reward_funcs, load_reward_module, register
-from open_r1.rewards.registry import reward_options
+from open_r1.rewards.registry import RewardFaultError, RewardModuleError, reward_options
 
 GEO = ["format", "haversine", "hierarchy", "geohash", "geoguessr", "georpiecewise"]
 GENERIC = ["accuracy", "iou"]
@@ -151,7 +151,7 @@ def test_rewards_run_with_the_cyclic_collector_held_and_restore_it():
 
     register("gc_probe", replace=True)(probe)
     try:
-        (bound,) = build_reward_funcs(["gc_probe"])
+        (bound,) = build_reward_funcs(["gc_probe"], errors="raise")
         assert gc.isenabled()
         bound(["p"], ["c"])
         assert seen == [False] and gc.isenabled()
@@ -164,3 +164,82 @@ def test_rewards_run_with_the_cyclic_collector_held_and_restore_it():
     finally:
         gc.enable()
         REWARDS.pop("gc_probe", None)
+
+
+def faulty(name, func, errors="skip"):
+    register(name, replace=True)(func)
+    try:
+        (bound,) = build_reward_funcs([name], {"reward_errors": errors})
+    finally:
+        REWARDS.pop(name, None)
+    return bound
+
+
+def test_a_failing_reward_gives_none_for_those_completions_and_counts_them(caplog):
+    """By default a reward that raises, returns NaN/inf, a non-number or the wrong number of values gives None
+    (TRL's "no value") where it failed, logs rewards/<name>/errors through TRL's log_metric hook on every call,
+    and prints its first failure with the traceback once."""
+    calls = iter(["raise", "nan", "short", "fine", "raise"])
+
+    def shaky(prompts, completions, **kwargs):
+        what = next(calls)
+        if what == "raise":
+            return 1 / 0
+        if what == "nan":
+            return [1.0, float("nan"), float("inf"), "x", None]
+        if what == "short":
+            return [1.0]
+        return [0.5] * len(completions)
+
+    bound = faulty("shaky", shaky)
+    assert bound.__name__ == "shaky" and bound.errors == "skip"
+    logged = []
+    log = lambda name, value: logged.append((name, value))  # noqa: E731
+    completions = ["a", "b", "c", "d", "e"]
+    with caplog.at_level("ERROR"):
+        assert bound(None, completions, log_metric=log) == [None] * 5
+        assert bound(None, completions, log_metric=log) == [1.0, None, None, None, None]  # None is no failure
+        assert bound(None, completions, log_metric=log) == [None] * 5
+        assert bound(None, completions, log_metric=log) == [0.5] * 5
+        assert bound(None, completions, log_metric=log) == [None] * 5
+    assert logged == [("rewards/shaky/errors", v) for v in (5.0, 3.0, 5.0, 0.0, 5.0)]
+    assert caplog.text.count("ZeroDivisionError") == 1 and "Traceback" in caplog.text  # the first one, once
+    assert bound.faults.total == 18 and bound.faults.take() == (5, 18) and bound.faults.take() == (0, 0)
+    assert "ZeroDivisionError" in bound.faults.first and "ZeroDivisionError" in bound.faults.last
+
+
+@pytest.mark.parametrize("output", ["raise", [float("nan"), 1.0], [1.0], None])
+def test_reward_errors_raise_fails_fast(output):
+    def broken(prompts, completions, **kwargs):
+        if output == "raise":
+            raise KeyError("lat")
+        return output
+
+    bound = faulty("broken", broken, errors="raise")
+    with pytest.raises(RewardFaultError, match="reward 'broken'"):
+        bound(None, ["a", "b"])
+
+
+def test_reward_errors_option_is_checked():
+    with pytest.raises(ValueError, match="reward_errors"):
+        RewardArguments(reward_errors="ignore")
+    with pytest.raises(ValueError, match="reward_max_failing_steps"):
+        RewardArguments(reward_max_failing_steps=-1)
+    defaults = RewardArguments()
+    assert (defaults.reward_errors, defaults.reward_max_failing_steps) == ("skip", 10)
+
+
+@pytest.mark.parametrize(
+    "source, line, error",
+    [
+        ("import math\n\nimport no_such_module_for_geo_r\n", 3, "ModuleNotFoundError"),
+        ("def ok(prompts, completions, **kwargs):\n    return [1.0 for c in completions\n", 2, "SyntaxError"),
+        ("X = 1\nY = {}['missing']\n", 2, "KeyError"),
+    ],
+)
+def test_a_reward_module_that_does_not_import_names_its_file_and_line(tmp_path, source, line, error):
+    path = tmp_path / "user_rewards.py"
+    path.write_text(source)
+    with pytest.raises(RewardModuleError) as err:
+        load_reward_module(str(path))
+    assert f"{path}, line {line}: {error}" in str(err.value)

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 
 import pytest
 from PIL import Image
 from transformers import AutoProcessor
 from trl import GRPOConfig, ModelConfig
 
-from open_r1.modeling.checkpoints import CheckpointError, find_resume_checkpoint
+from open_r1.modeling.checkpoints import FINISHED_MARKER, CheckpointError, find_resume_checkpoint, finished_reason
 from open_r1.modeling.loading import ensure_left_padding, load_model, load_processor
+from open_r1.rewards.registry import RewardFaultError, RewardFaults
+from open_r1.training.callbacks import EpochSeedCallback, PreemptionCallback, RewardFaultCallback
 from open_r1.training.grpo import resolve_generation_backend
-from open_r1.training.run import resolve_reporting
+from open_r1.training.run import mark_finished, resolve_reporting, resume_point
 
 
-def make_checkpoint(folder, step, *, state=True, weights=True):
+def make_checkpoint(folder, step, *, state=True, weights=True, max_steps=None):
     path = folder / f"checkpoint-{step}"
     path.mkdir(parents=True)
     if state:
-        (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        (path / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": max_steps or step}))
     if weights:
         (path / "model.safetensors").write_bytes(b"x")
     return path
@@ -89,3 +93,149 @@ def test_wandb_logs_offline_without_a_login(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_API_KEY", "k")
     resolve_reporting(GRPOConfig("out", report_to=["wandb"], use_cpu=True, bf16=False))
     assert "WANDB_MODE" not in os.environ
+
+
+def test_a_finished_run_is_recognised_by_its_marker_or_its_newest_checkpoint(tmp_path):
+    done = make_checkpoint(tmp_path, 4)
+    assert "step 4 of 4: training is complete" in finished_reason(tmp_path, done, 4)
+    assert finished_reason(tmp_path, done, 6) is None  # a larger max_steps continues the run
+    assert finished_reason(tmp_path, done, -1) is not None  # epochs: the step count the run saved
+    assert finished_reason(tmp_path, make_checkpoint(tmp_path, 2, max_steps=4), -1) is None
+
+    saved_no_checkpoints = tmp_path / "no_checkpoints"
+    saved_no_checkpoints.mkdir()
+    (saved_no_checkpoints / FINISHED_MARKER).write_text(json.dumps({"global_step": 3, "max_steps": 3}))
+    assert FINISHED_MARKER in finished_reason(saved_no_checkpoints, None, 3)
+    assert finished_reason(saved_no_checkpoints, None, 5) is None
+    (saved_no_checkpoints / FINISHED_MARKER).write_text("{cut short")
+    assert finished_reason(saved_no_checkpoints, None, 3) is None
+
+
+def test_resume_point_and_the_final_marker(tmp_path):
+    args = GRPOConfig(str(tmp_path), max_steps=4, use_cpu=True, bf16=False, report_to=[])
+    assert resume_point(args).checkpoint is None and not resume_point(args).finished
+    make_checkpoint(tmp_path, 2, max_steps=4)
+    point = resume_point(args)
+    assert point.checkpoint == str(tmp_path / "checkpoint-2") and point.finished is None
+    mark_finished(args, 3, 4)  # a run that stopped early is not finished
+    assert not (tmp_path / FINISHED_MARKER).exists()
+    mark_finished(args, 4, 4)
+    assert "step 4 of 4" in resume_point(args).finished
+    (tmp_path / "checkpoint-2" / "trainer_state.json").unlink()
+    with pytest.raises(CheckpointError):
+        resume_point(args)
+
+
+RANKS_SCRIPT = """
+import json, os, sys
+from transformers import TrainingArguments
+from open_r1.training.run import resume_point
+rank = int(os.environ["RANK"])
+point = resume_point(TrainingArguments(sys.argv[1 + rank], max_steps=4, use_cpu=True, report_to=[]))
+print("DECISION", json.dumps([rank, point.checkpoint, point.finished]), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_every_rank_resumes_from_the_checkpoint_rank_0_chose(tmp_path):
+    """2 processes that see different folders (as ranks on a file system that has not caught up can): rank 1
+    alone would call the run finished at checkpoint-4; both take rank 0's checkpoint-2."""
+    import subprocess
+    import sys
+
+    seen_by_0, seen_by_1 = tmp_path / "rank0_view", tmp_path / "rank1_view"
+    make_checkpoint(seen_by_0, 2, max_steps=4)
+    make_checkpoint(seen_by_1, 4)
+    (tmp_path / "ranks.py").write_text(RANKS_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(tmp_path / "ranks.py"), str(seen_by_0), str(seen_by_1)],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    decisions = sorted(json.loads(line.split("DECISION ", 1)[1]) for line in result.stdout.splitlines()
+                       if "DECISION " in line)
+    chosen = str(seen_by_0 / "checkpoint-2")
+    assert decisions == [[0, chosen, None], [1, chosen, None]]
+
+
+def test_a_preemption_signal_saves_and_stops_at_the_step_boundary():
+    from transformers import TrainerControl, TrainerState
+
+    args = GRPOConfig("out", use_cpu=True, bf16=False, report_to=[])
+    callback, seen = PreemptionCallback(), []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))  # stands in for "exit"
+    try:
+        callback.on_train_begin(args, TrainerState(), TrainerControl())
+        control = TrainerControl()
+        callback.on_step_end(args, TrainerState(global_step=1, max_steps=4), control)
+        assert not (control.should_save or control.should_training_stop or callback.stopped)
+        os.kill(os.getpid(), signal.SIGUSR1)  # handled: the process lives on
+        os.kill(os.getpid(), signal.SIGTERM)  # a later signal changes nothing while the save goes on
+        assert callback.received == signal.SIGUSR1 and not seen
+        callback.on_step_end(args, TrainerState(global_step=2, max_steps=4), control)
+        assert control.should_save and control.should_training_stop and callback.stopped
+        callback.on_train_end(args, TrainerState(), TrainerControl())
+        os.kill(os.getpid(), signal.SIGTERM)  # after training, the handler before is back
+        assert seen == [signal.SIGTERM] and signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    finally:
+        callback.restore()
+        signal.signal(signal.SIGTERM, before)
+
+    last = PreemptionCallback()
+    last.received = signal.SIGTERM
+    control = TrainerControl()
+    last.on_step_end(args, TrainerState(global_step=4, max_steps=4), control)
+    assert not last.stopped, "a signal during the last step: the run ends as usual, final model and all"
+
+
+class FakeReward:
+    def __init__(self, name):
+        self.__name__ = name
+        self.faults = RewardFaults()
+
+
+def test_a_reward_failing_step_after_step_stops_the_run_with_its_traceback():
+    from transformers import TrainerControl, TrainerState
+
+    good, bad = FakeReward("good"), FakeReward("bad")
+    callback = RewardFaultCallback([good, bad, print], max_failing_steps=3)
+    args, control = GRPOConfig("out", use_cpu=True, bf16=False, report_to=[]), TrainerControl()
+
+    def step(bad_failed, calls=1):
+        for _ in range(calls):
+            good.faults.record(0, None)
+            bad.faults.record(bad_failed, f"raised on 4 completions: Traceback ... KeyError {bad_failed}")
+        callback.on_step_end(args, TrainerState(global_step=1), control)
+
+    step(2), step(0), step(1), step(4)
+    step(1, calls=0)  # a step that reused generations: no verdict either way
+    assert callback.streaks == [0, 2]
+    with pytest.raises(RewardFaultError, match=r"(?s)reward 'bad' failed on 3 consecutive steps.*KeyError 3"):
+        step(3)
+    never = RewardFaultCallback([bad], max_failing_steps=0)
+    for _ in range(20):
+        bad.faults.record(1, "x")
+        never.on_step_end(args, TrainerState(), control)
+
+
+def test_every_epoch_draws_the_same_rows_whether_resumed_or_not():
+    """TRL's RepeatSampler runs one generator on from epoch to epoch, so a fresh one (a resumed run) would draw
+    epoch 0's order for any epoch; reseeded per epoch, a resumed run draws the uninterrupted run's order."""
+    from torch.utils.data import DataLoader
+    from transformers import TrainerControl, TrainerState
+    from trl.trainer.utils import RepeatSampler
+
+    def loader():
+        return DataLoader(list(range(16)), batch_size=4, sampler=RepeatSampler(range(16), 2, batch_size=2, seed=3))
+
+    args, callback = GRPOConfig("out", use_cpu=True, bf16=False, report_to=[]), EpochSeedCallback()
+    trl_order = [b.tolist() for b in loader()]
+    continuous, uninterrupted = loader(), []
+    for epoch in range(3):
+        callback.on_epoch_begin(args, TrainerState(epoch=float(epoch)), TrainerControl(), train_dataloader=continuous)
+        uninterrupted.append([b.tolist() for b in continuous])
+    assert uninterrupted[0] == trl_order and trl_order != uninterrupted[2] != uninterrupted[1]
+    resumed = loader()
+    callback.on_epoch_begin(args, TrainerState(epoch=2.25), TrainerControl(), train_dataloader=resumed)
+    assert [b.tolist() for b in resumed] == uninterrupted[2]

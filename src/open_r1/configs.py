@@ -22,6 +22,7 @@ SFT_TARGETS = ("chain_of_region", "answer")  # rule-based Chain-of-Region target
 BENCHMARKS = ("im2gps3k", "yfcc4k", "osv5m")  # benchmarks with published results to --compare with
 METRIC_SETS = ("geo_r", "osv5m")  # evaluation metric definitions: ours, or OSV-5M's exactly
 TOP5_LEVELS = ("region", "country", "city")  # what a correct guess must name for the top-5 weighted score
+REWARD_ERRORS = ("skip", "raise")  # a reward that fails on a completion: no value for it (counted), or stop
 
 
 @dataclass
@@ -92,6 +93,17 @@ class RewardArguments:
     geohash_precision: int = field(
         default=6, metadata={"help": "geohash: number of geohash characters compared (1-12; 6 is about 1 km)"}
     )
+    reward_errors: str = field(
+        default="skip",
+        metadata={"help": "a reward that raises or returns NaN/inf or the wrong number of values: 'skip' gives no "
+                  "value for those completions (logged as rewards/<name>/errors, first traceback printed), "
+                  "'raise' stops the run at once", "choices": list(REWARD_ERRORS)},
+    )
+    reward_max_failing_steps: int = field(
+        default=10,
+        metadata={"help": "with --reward_errors skip: stop the run when a reward fails on this many steps in a row "
+                  "(0: never)"},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.reward_funcs, str):
@@ -104,6 +116,10 @@ class RewardArguments:
             raise ValueError("hierarchy weights must not be negative")
         if not 1 <= self.geohash_precision <= 12:
             raise ValueError(f"geohash_precision must be in 1..12, got {self.geohash_precision}")
+        if self.reward_errors not in REWARD_ERRORS:
+            raise ValueError(f"reward_errors must be one of {REWARD_ERRORS}, got {self.reward_errors!r}")
+        if self.reward_max_failing_steps < 0:
+            raise ValueError(f"reward_max_failing_steps must be >= 0, got {self.reward_max_failing_steps}")
 
 
 @dataclass

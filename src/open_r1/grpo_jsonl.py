@@ -17,20 +17,22 @@ from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
 from open_r1.configs import GRPOScriptArguments
 from open_r1.modeling.loading import load_model_and_processor
 from open_r1.rewards import build_reward_funcs, load_reward_module
+from open_r1.training.callbacks import preempted
 from open_r1.training.grpo import build_grpo_trainer
 from open_r1.training.grpo_data import grpo_datasets
-from open_r1.training.run import configure_logging, resume_checkpoint
+from open_r1.training.run import configure_logging, mark_finished, resume_point
 
 logger = logging.getLogger(__name__)
 
 
 def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
-    resume_from = resume_checkpoint(training_args)
-    train_dataset, eval_dataset = grpo_datasets(script_args, training_args, resume_from)
-
     if script_args.reward_module:
         load_reward_module(script_args.reward_module)
     reward_funcs = build_reward_funcs(script_args.reward_funcs, vars(script_args))
+    resume = resume_point(training_args)
+    if resume.finished:
+        return
+    train_dataset, eval_dataset = grpo_datasets(script_args, training_args, resume.checkpoint)
 
     model, processor = load_model_and_processor(model_args, training_args, script_args)
 
@@ -42,11 +44,15 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
+        reward_max_failing_steps=script_args.reward_max_failing_steps,
     )
-    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.train(resume_from_checkpoint=resume.checkpoint)
+    if preempted(trainer):
+        return  # not done: its checkpoint is where the same command resumes
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         processor.save_pretrained(training_args.output_dir)
+        mark_finished(training_args, trainer.state.global_step, trainer.state.max_steps)
         logger.info("model and processor saved to %s", training_args.output_dir)
 
 

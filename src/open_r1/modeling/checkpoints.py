@@ -1,4 +1,4 @@
-"""Find the checkpoint to resume from, and refuse to resume from a broken one silently."""
+"""Find the checkpoint to resume from, refuse to resume from a broken one silently, and tell a finished run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+FINISHED_MARKER = "run_finished.json"  # written into output_dir once the final model is saved
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
 
 
@@ -59,4 +60,41 @@ def find_resume_checkpoint(output_dir: str | Path) -> Path | None:
             f"{output_dir} holds checkpoints but none can be resumed from ({details}). Move them away to start "
             f"fresh, or pass --resume_from_checkpoint with a complete one."
         )
+    return None
+
+
+def checkpoint_state(folder: str | Path) -> dict:
+    """The trainer state a checkpoint was saved with (`global_step`, `max_steps`, ...)."""
+    return json.loads((Path(folder) / "trainer_state.json").read_text())
+
+
+def finished_reason(output_dir: str | Path, checkpoint: str | Path | None, max_steps: int) -> str | None:
+    """Why a run in `output_dir` has nothing left to train, or None when it has.
+
+    A run is finished when its final-save marker (`FINISHED_MARKER`) or the checkpoint it would resume from
+    has reached `max_steps` (when `max_steps` <= 0, epochs decide: the step count the run computed and saved).
+    Resuming from such a checkpoint would train one step past the end and overwrite the final model. A larger
+    `max_steps` than the finished run's continues it from its newest checkpoint.
+    """
+    marker = Path(output_dir) / FINISHED_MARKER
+    if marker.is_file():
+        try:
+            done = json.loads(marker.read_text())
+            step, target = int(done["global_step"]), max_steps if max_steps > 0 else int(done["max_steps"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+            logger.warning("ignoring unreadable %s: %s", marker, err)
+        else:
+            if step >= target:
+                return f"{output_dir} holds a finished run ({marker.name}: step {step} of {target})"
+    if checkpoint is not None:
+        try:
+            state = checkpoint_state(checkpoint)
+        except (OSError, ValueError):
+            return None  # a --resume_from_checkpoint without a readable state: the Trainer says what is wrong
+        step, target = int(state.get("global_step", 0)), max_steps if max_steps > 0 else int(state.get("max_steps", 0))
+        if target > 0 and step >= target:
+            return (
+                f"{checkpoint} is at step {step} of {target}: training is complete (if the final save to "
+                f"{output_dir} was cut short, the trained weights are in {checkpoint})"
+            )
     return None

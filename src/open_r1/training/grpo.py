@@ -1,4 +1,5 @@
-"""Wire TRL's own `GRPOTrainer`; only the settings TRL leaves to the caller are decided here."""
+"""Wire TRL's own `GRPOTrainer`; only the settings TRL leaves to the caller are decided here, and the callbacks
+that make a run stop cleanly on preemption, stop on a reward failing step after step, and resume exactly."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from transformers import PreTrainedModel, ProcessorMixin
 from trl import GRPOConfig, GRPOTrainer
 
 from open_r1.modeling.loading import ensure_left_padding
-from open_r1.training.callbacks import NoLearningSignalCallback
+from open_r1.training.callbacks import (
+    EpochSeedCallback,
+    NoLearningSignalCallback,
+    PreemptionCallback,
+    RewardFaultCallback,
+)
 from open_r1.training.run import resolve_reporting
 
 logger = logging.getLogger(__name__)
@@ -33,8 +39,11 @@ def build_grpo_trainer(
     train_dataset: Dataset,
     eval_dataset: Dataset | None = None,
     peft_config=None,
+    reward_max_failing_steps: int = 10,
 ) -> GRPOTrainer:
-    """A `GRPOTrainer` whose processor pads on the left, whatever the caller handed in."""
+    """A `GRPOTrainer` whose processor pads on the left, whatever the caller handed in. It saves and stops at
+    the next step on SIGTERM/SIGUSR1, and stops when a reward has failed on `reward_max_failing_steps`
+    consecutive steps (0: never)."""
     if not reward_funcs:
         raise ValueError("no reward functions: pass --reward_funcs (see open_r1.rewards.REWARDS for the names)")
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
@@ -50,5 +59,10 @@ def build_grpo_trainer(
         eval_dataset=eval_dataset,
         processing_class=ensure_left_padding(processor),
         peft_config=peft_config,
-        callbacks=[NoLearningSignalCallback()],
+        callbacks=[
+            NoLearningSignalCallback(),
+            PreemptionCallback(),
+            RewardFaultCallback(reward_funcs, reward_max_failing_steps),
+            EpochSeedCallback(),
+        ],
     )
