@@ -127,6 +127,12 @@ class GRPOScriptArguments(DataArguments, RewardArguments):
     """Arguments of `grpo_jsonl.py` beyond TRL's `GRPOConfig` and `ModelConfig`."""
 
     freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
+    dedupe_images: bool = field(
+        default=True,
+        metadata={"help": "encode each distinct image of a batch once (GRPO repeats every prompt num_generations "
+                  "times) in generation and in every log-prob pass, with the same losses and gradients; false: the "
+                  "vision tower encodes every copy"},
+    )
 
 
 @dataclass

@@ -45,6 +45,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
         reward_max_failing_steps=script_args.reward_max_failing_steps,
+        dedupe_images=script_args.dedupe_images,
     )
     trainer.train(resume_from_checkpoint=resume.checkpoint)
     if preempted(trainer):

@@ -11,6 +11,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import GRPOConfig, GRPOTrainer
 
+from open_r1.modeling.image_dedupe import encode_images_once
 from open_r1.modeling.loading import ensure_left_padding
 from open_r1.training.callbacks import (
     EpochSeedCallback,
@@ -40,10 +41,12 @@ def build_grpo_trainer(
     eval_dataset: Dataset | None = None,
     peft_config=None,
     reward_max_failing_steps: int = 10,
+    dedupe_images: bool = True,
 ) -> GRPOTrainer:
     """A `GRPOTrainer` whose processor pads on the left, whatever the caller handed in. It saves and stops at
     the next step on SIGTERM/SIGUSR1, and stops when a reward has failed on `reward_max_failing_steps`
-    consecutive steps (0: never)."""
+    consecutive steps (0: never). With `dedupe_images`, the policy's and the reference model's vision towers
+    encode each distinct image of a batch once (GRPO repeats every prompt's images num_generations times)."""
     if not reward_funcs:
         raise ValueError("no reward functions: pass --reward_funcs (see open_r1.rewards.REWARDS for the names)")
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
@@ -51,7 +54,7 @@ def build_grpo_trainer(
         raise ValueError(f"--reward_weights has {len(args.reward_weights)} values for {len(names)} rewards {names}")
     resolve_generation_backend(args)
     resolve_reporting(args)
-    return GRPOTrainer(
+    trainer = GRPOTrainer(
         model=model,
         reward_funcs=list(reward_funcs),
         args=args,
@@ -66,3 +69,7 @@ def build_grpo_trainer(
             EpochSeedCallback(),
         ],
     )
+    if dedupe_images:  # the reference model is TRL's own copy, loaded in GRPOTrainer's __init__
+        encode_images_once(trainer.model)
+        encode_images_once(trainer.ref_model)
+    return trainer

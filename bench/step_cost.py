@@ -1,0 +1,656 @@
+"""What one GRPO step costs at the real Qwen2.5-VL-3B and 7B shapes, and what encoding each image once saves.
+
+    python bench/step_cost.py                  # FLOP tables, padding, CPU wall time (about 5 minutes on 2 cores)
+    python bench/step_cost.py --skip_measured  # only the counted figures (seconds)
+
+FLOPs are an exact analytic count from the shapes in `src/open_r1/model_configs/` (no weights, nothing
+downloaded), with FlopCounterMode's conventions (torch.utils.flop_counter): every matmul and convolution of the
+forward and backward at 2 FLOPs per multiply-add; attention as the fused kernels run it, 4*h*s_q*s_k*d forward
+and 2.5 times that backward (the kernel recomputes the scores), over the whole padded square (causal masking not
+subtracted); norms, activations, softmax and rotary angles not counted. `tests/test_step_cost.py` checks the count
+against FlopCounterMode on the real transformers code (the tiny Qwen2.5-VL's forward, backward and `generate`),
+so the formula and the model cannot drift apart.
+
+One GRPO step here is one prompt (1 or 4 photos at the default max_pixels, 401,408) with G = 8 completions of
+512 tokens, as geo-r runs it with transformers generation:
+- generation: the vision tower on the prompt's images, the LM prefill of the G prompts (logits of the last
+  position only), then 511 decoding steps of G rows with the KV cache;
+- the policy's forward and backward over the G prompt+completion rows, the vision tower trained (geo-r's
+  default), TRL's fused log-prob head on the completion tokens only (as on a GPU) and recomputed in its backward;
+- the old policy's forward, when TRL computes it (num_iterations > 1, steps_per_generation above the gradient
+  accumulation, or vLLM's importance sampling), and the reference model's forward, when beta > 0.
+"Before" encodes every copy of the images (G per pass); "after" is `--dedupe_images` (the default): each
+distinct image once per pass. TRL's default (beta 0, one iteration) pays generation and the policy pass; the
+demo recipe (beta 0.04) adds the reference pass, and vLLM generation or num_iterations > 1 the old-policy pass.
+
+The padding section measures how much of the LM's work is padding tokens: in a synthetic 3B-shaped generation
+batch laid out exactly as TRL 1.16 lays it out, and in real steps of the demo recipe on the tiny model. The wall
+time section runs real TRL steps on the tiny model with a wider vision tower, alternating the plain and the
+deduplicated vision forward step by step, and prints their ratio (a ratio from one run: the absolute seconds
+depend on the machine and its load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+ATTENTION_BACKWARD = 2.5  # FlopCounterMode's fused-attention backward: QK^T recomputed, then 4 matmuls
+FUSED_HEAD_BACKWARD = 3  # TRL's chunked log-prob head: logits recomputed, then grad of hidden and of weight
+PHOTO = (1024, 768)  # a 4:3 photo, larger than max_pixels: the processor scales it down to the bound
+MAX_PIXELS = 401408
+
+
+# --------------------------------------------------------------------------------------------- FLOP model
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The shapes that set a Qwen2.5-VL's compute."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    v_hidden: int
+    v_intermediate: int
+    v_depth: int
+    v_full_blocks: int
+    window: int
+    patch: int
+    merge: int
+    temporal: int
+    in_channels: int
+    v_out: int
+
+    @classmethod
+    def from_config(cls, config) -> Shapes:
+        text, vision = config.text_config, config.vision_config
+        return cls(
+            hidden=text.hidden_size,
+            intermediate=text.intermediate_size,
+            layers=text.num_hidden_layers,
+            heads=text.num_attention_heads,
+            kv_heads=text.num_key_value_heads,
+            head_dim=getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads,
+            vocab=text.vocab_size,
+            v_hidden=vision.hidden_size,
+            v_intermediate=vision.intermediate_size,
+            v_depth=vision.depth,
+            v_full_blocks=len(vision.fullatt_block_indexes),
+            window=vision.window_size,
+            patch=vision.patch_size,
+            merge=vision.spatial_merge_size,
+            temporal=vision.temporal_patch_size,
+            in_channels=vision.in_channels,
+            v_out=vision.out_hidden_size,
+        )
+
+    @classmethod
+    def of(cls, size: str) -> Shapes:
+        return cls.from_config(model_config(size))
+
+
+def model_config(size: str):
+    from transformers import Qwen2_5_VLConfig
+
+    spec = json.loads((REPO / "src/open_r1/model_configs" / f"qwen2_5_vl_{size}.json").read_text())
+    spec.pop("_comment", None)
+    return Qwen2_5_VLConfig(**spec)
+
+
+def window_lengths(s: Shapes, grids: list[tuple[int, int, int]]) -> list[int]:
+    """Patches in each attention window of the windowed blocks, from transformers' own window layout."""
+    import torch
+    from transformers.vision_utils import get_vision_window_index
+
+    _, cu = get_vision_window_index(torch.tensor(grids), s.merge, s.window, s.patch)
+    return cu.diff().tolist()
+
+
+def vision_flops(s: Shapes, grids: list[tuple[int, int, int]], *, train: bool) -> int:
+    """The vision tower (patch embedding, blocks, merger) on these images; with `train`, forward and backward."""
+    if not grids:
+        return 0
+    patches = sum(t * h * w for t, h, w in grids)
+    merged = patches // s.merge**2
+    patch_embed = 2 * patches * s.in_channels * s.temporal * s.patch**2 * s.v_hidden
+    linear = s.v_depth * 2 * patches * s.v_hidden * (4 * s.v_hidden + 3 * s.v_intermediate)  # qkv, proj, MLP
+    linear += 2 * merged * s.merge**2 * s.v_hidden * (s.merge**2 * s.v_hidden + s.v_out)  # merger MLP
+    full = sum(t * (h * w) ** 2 for t, h, w in grids)  # full-attention blocks: each frame attends to itself
+    windowed = sum(n * n for n in window_lengths(s, grids))
+    attention = 4 * s.v_hidden * (s.v_full_blocks * full + (s.v_depth - s.v_full_blocks) * windowed)
+    forward = patch_embed + linear + attention
+    if not train:
+        return forward
+    # backward: the pixels need no gradient (the patch embedding computes its weight's only)
+    return forward + patch_embed + 2 * linear + int(ATTENTION_BACKWARD * attention)
+
+
+def lm_flops(s: Shapes, rows: int, tokens: int, keys: int, head_positions: int, *, train: bool = False,
+             fused_head: bool = True) -> int:
+    """The language model on `rows` x `tokens` new tokens attending to `keys` positions each (a full forward:
+    keys = tokens), the LM head on `head_positions` positions. With `train`, forward and backward: TRL's fused
+    log-prob head recomputes the logits in its backward (`fused_head`), a plain head does not."""
+    per_token = 2 * s.hidden * (2 * s.heads * s.head_dim + 2 * s.kv_heads * s.head_dim + 3 * s.intermediate)
+    linear = s.layers * rows * tokens * per_token
+    attention = s.layers * 4 * rows * s.heads * tokens * keys * s.head_dim
+    rotary = 3 * rows * s.head_dim * tokens  # the mRoPE angles: one (3 x rows, d/2, 1) @ (1, tokens) matmul
+    head = 2 * head_positions * s.hidden * s.vocab
+    forward = linear + attention + rotary + head
+    if not train:
+        return forward
+    head_backward = FUSED_HEAD_BACKWARD * head if fused_head else 2 * head
+    return forward + 2 * linear + int(ATTENTION_BACKWARD * attention) + head_backward
+
+
+def attention_flops(s: Shapes, rows: int, tokens: int, keys: int, *, train: bool = False) -> int:
+    """The LM's attention kernels alone (the part flash-attention's unpadding skips on padded positions)."""
+    forward = s.layers * 4 * rows * s.heads * tokens * keys * s.head_dim
+    return forward + (int(ATTENTION_BACKWARD * forward) if train else 0)
+
+
+def generation_flops(s: Shapes, rows: int, prompt: int, new_tokens: int) -> tuple[int, int]:
+    """(prefill, decoding) of transformers' `generate` for `rows` left-padded prompts of `prompt` tokens and
+    `new_tokens` tokens each: the prefill scores the last position only, then one KV-cached step per further
+    token (the last token needs no step)."""
+    prefill = lm_flops(s, rows, prompt, prompt, rows)
+    decoding = sum(lm_flops(s, rows, 1, prompt + k, rows) for k in range(1, new_tokens))
+    return prefill, decoding
+
+
+@dataclass
+class StepCost:
+    vision: dict[str, int]  # per pass: generation, policy, old, ref
+    prefill: int
+    decoding: int
+    policy: int  # LM forward + backward
+    old: int  # LM forward
+    ref: int  # LM forward
+    images_per_pass: int
+
+    def total(self, *, old: bool, ref: bool) -> int:
+        lm = self.prefill + self.decoding + self.policy + (self.old if old else 0) + (self.ref if ref else 0)
+        return lm + self.vision_total(old=old, ref=ref)
+
+    def vision_total(self, *, old: bool, ref: bool) -> int:
+        v = self.vision
+        return v["generation"] + v["policy"] + (v["old"] if old else 0) + (v["ref"] if ref else 0)
+
+
+def step_cost(s: Shapes, grids: list[tuple[int, int, int]], prompt: int, completion: int, generations: int, *,
+              dedupe: bool, train_vision: bool = True) -> StepCost:
+    """One prompt with `grids` images and `generations` completions of `completion` tokens (none padded)."""
+    copies = 1 if dedupe else generations
+    images = grids * copies
+    prefill, decoding = generation_flops(s, generations, prompt, completion)
+    width = prompt + completion
+    head = generations * completion  # TRL scores the completion tokens only (on a GPU)
+    return StepCost(
+        vision={
+            "generation": vision_flops(s, images, train=False),
+            "policy": vision_flops(s, images, train=train_vision),
+            "old": vision_flops(s, images, train=False),
+            "ref": vision_flops(s, images, train=False),
+        },
+        prefill=prefill,
+        decoding=decoding,
+        policy=lm_flops(s, generations, width, width, head, train=True),
+        old=lm_flops(s, generations, width, width, head),
+        ref=lm_flops(s, generations, width, width, head),
+        images_per_pass=len(images),
+    )
+
+
+# ------------------------------------------------------------------------------------------ prompt shapes
+
+
+def qwen_processor(max_pixels: int = MAX_PIXELS):
+    """The Qwen2.5-VL processor with the real Qwen2 vocabulary, built offline (open_r1.tiny_model)."""
+    from open_r1.tiny_model import build_processor
+
+    return build_processor(min_pixels=3136, max_pixels=max_pixels, vocab="qwen")
+
+
+def prompt_shape(processor, views: int, photo=PHOTO) -> tuple[int, list[tuple[int, int, int]]]:
+    """(prompt tokens, image grids) of a geo-r GRPO prompt with `views` photos, as TRL renders it."""
+    from PIL import Image
+
+    from open_r1.answer import build_question
+
+    question = build_question("Where was this photo taken?", is_geo=True, template=None)
+    images = [Image.new("RGB", photo, (90, 120, 150)) for _ in range(views)]
+    content = [*({"type": "image"} for _ in images), {"type": "text", "text": question}]
+    text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                         tokenize=False)
+    batch = processor(text=[text], images=images, return_tensors="pt")
+    return batch["input_ids"].shape[1], [tuple(g) for g in batch["image_grid_thw"].tolist()]
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def tflops(x: float) -> str:
+    return f"{x / 1e12:,.1f}"
+
+
+def flop_table(processor, generations: int, completion: int) -> list[str]:
+    lines = [
+        f"FLOPs of one GRPO step (TFLOP): one prompt of 1 or 4 {PHOTO[0]}x{PHOTO[1]} photos at max_pixels "
+        f"{MAX_PIXELS:,}, G = {generations}, completions of {completion} tokens, vision tower trained",
+        "",
+        "| model | views | prompt tokens | vision path | images/pass | vision | LM prefill | decoding | policy fwd+bwd "
+        "| old policy fwd | ref fwd | step, beta 0 | step, + ref | step, + ref + old | vision share | saved |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    summary = []
+    for size in ("3b", "7b"):
+        s = Shapes.of(size)
+        for views in (1, 4):
+            prompt, grids = prompt_shape(processor, views)
+            costs = {dedupe: step_cost(s, grids, prompt, completion, generations, dedupe=dedupe)
+                     for dedupe in (False, True)}
+            for dedupe, c in costs.items():
+                full = c.total(old=True, ref=True)
+                saved = ""
+                if dedupe:
+                    before = costs[False]
+                    saved = " / ".join(
+                        f"{1 - c.total(old=o, ref=r) / before.total(old=o, ref=r):.1%}"
+                        for o, r in ((False, False), (False, True), (True, True))
+                    )
+                lines.append(
+                    f"| {size.upper()} | {views} | {prompt:,} | {'each image once' if dedupe else 'every copy'} "
+                    f"| {c.images_per_pass} | {tflops(c.vision_total(old=True, ref=True))} | {tflops(c.prefill)} "
+                    f"| {tflops(c.decoding)} | {tflops(c.policy)} | {tflops(c.old)} | {tflops(c.ref)} "
+                    f"| {tflops(c.total(old=False, ref=False))} | {tflops(c.total(old=False, ref=True))} "
+                    f"| {tflops(full)} | {c.vision_total(old=True, ref=True) / full:.0%} | {saved} |"
+                )
+            summary.append((size, views, grids, costs))
+    size, views, grids, _ = summary[-1]
+    lines += [
+        "",
+        f"vision = the tower in every pass (generation, policy forward+backward, old, ref); images/pass = images "
+        f"the tower encodes per pass; a photo is {grids[0][1]}x{grids[0][2]} patches = "
+        f"{grids[0][1] * grids[0][2] // 4} image tokens; 'saved' = fewer FLOPs per step with beta 0 / + ref / "
+        "+ ref + old.",
+    ]
+    return lines
+
+
+def recipe_note(processor, generations: int, completion: int) -> list[str]:
+    """TRL shuffles the generation batch before cutting it into micro-batches: with steps_per_generation > 1
+    (the 3B recipe: 8 rows per device, 2 accumulation steps) a policy micro-batch mixes prompts."""
+    rows, micro = 2 * generations, generations
+    rng = np.random.default_rng(0)
+    draws = [len(set(rng.permutation(rows)[:micro] // generations)) for _ in range(20000)]
+    distinct = statistics.fmean(draws)
+    s = Shapes.of("3b")
+    prompt, grids = prompt_shape(processor, 4)
+    before = step_cost(s, grids, prompt, completion, generations, dedupe=False)
+    after = step_cost(s, grids, prompt, completion, generations, dedupe=True)
+    # rows / micro micro-batches each encode `distinct` prompts' images, for rows / G prompts
+    per_prompt_policy = vision_flops(s, grids, train=True) * distinct * generations / micro
+    after.vision["policy"] = int(per_prompt_policy)
+    return [
+        f"3B recipe (per_device_train_batch_size {micro}, gradient_accumulation_steps 2): TRL shuffles the "
+        f"{rows} rows of a generation batch into 2 micro-batches, which hold {distinct:.2f} prompts on average "
+        f"(20,000 shuffles), so the policy pass encodes each image {distinct:.2f} times instead of once; generation "
+        f"and the old/ref passes (run on the unshuffled batch) still encode it once. 4 views, 3B, beta 0: "
+        f"{1 - after.total(old=False, ref=False) / before.total(old=False, ref=False):.0%} fewer FLOPs per step.",
+    ]
+
+
+# --------------------------------------------------------------------------------------- padding, counted
+
+
+def trl_padding(s: Shapes, prompts: list[int], completions: list[list[int]], micro_batch: int,
+                shuffles: int = 2000) -> list[tuple[str, float, float, float | None, float]]:
+    """(pass, padded share of the LM's tokens, share of the pass's LM FLOPs spent on padding, that share if each
+    forward dropped the columns that are padding in all its rows, share of the pass's FLOPs that
+    flash-attention's unpadding would save) for one TRL 1.16 generation batch on one
+    process: prompts left-padded and completions right-padded across the whole generation batch; old/ref
+    log-probs in chunks of `micro_batch` rows in generation order; the policy pass on shuffled micro-batches of
+    the same width; transformers `generate` decoding every row until the longest completion ends."""
+    rows = [(p, c) for p, group in zip(prompts, completions, strict=True) for c in group]
+    longest_prompt, longest = max(p for p, _ in rows), max(c for _, c in rows)
+    width = longest_prompt + longest
+
+    def passes(chunk, *, train, trim):
+        w = max(p for p, _ in chunk) + max(c for _, c in chunk) if trim else width
+        return lm_flops(s, len(chunk), w, w, sum(c for _, c in chunk), train=train)
+
+    def alone(*, train):
+        return sum(lm_flops(s, 1, p + c, p + c, c, train=train) for p, c in rows)
+
+    chunks = [rows[i:i + micro_batch] for i in range(0, len(rows), micro_batch)]
+    rng = np.random.default_rng(0)
+    shuffled = []
+    for _ in range(shuffles):
+        order = rng.permutation(len(rows))
+        shuffled.append([[rows[i] for i in order[j:j + micro_batch]] for j in range(0, len(rows), micro_batch)])
+
+    real_tokens = sum(p + c for p, c in rows)
+    log_prob_tokens = 1 - real_tokens / (len(rows) * width)
+    prefill = lm_flops(s, len(rows), longest_prompt, longest_prompt, len(rows))
+    decoding = sum(lm_flops(s, len(rows), 1, longest_prompt + k, len(rows)) for k in range(1, longest))
+    real_decoding = sum(lm_flops(s, 1, 1, p + k, 1) for p, c in rows for k in range(1, c))
+    old_ref = sum(passes(c, train=False, trim=False) for c in chunks)
+    old_ref_trimmed = sum(passes(c, train=False, trim=True) for c in chunks)
+    policy = sum(passes(c, train=True, trim=False) for c in chunks)
+    policy_trimmed = statistics.fmean(sum(passes(c, train=True, trim=True) for c in draw) for draw in shuffled)
+    # flash-attention's unpadding: attention over real tokens only, the rest of the pass unchanged
+    def attention_saved(chunks_, *, train, total):
+        padded = sum(attention_flops(s, len(c), width, width, train=train) for c in chunks_)
+        real = sum(attention_flops(s, 1, p + c, p + c, train=train) for p, c in rows)
+        return (padded - real) / total
+
+    prefill_attention = attention_flops(s, len(rows), longest_prompt, longest_prompt) - sum(
+        attention_flops(s, 1, p, p) for p, _ in rows)
+    decoding_attention = sum(attention_flops(s, len(rows), 1, longest_prompt + k) for k in range(1, longest)) - sum(
+        attention_flops(s, 1, 1, p + k) for p, c in rows for k in range(1, c))
+    return [
+        ("generation prefill (transformers)", 1 - sum(p for p, _ in rows) / (len(rows) * longest_prompt),
+         1 - sum(lm_flops(s, 1, p, p, 1) for p, _ in rows) / prefill, None, prefill_attention / prefill),
+        ("generation decoding (transformers)", 1 - sum(c for _, c in rows) / (len(rows) * longest),
+         1 - real_decoding / decoding, None, decoding_attention / decoding),
+        ("old policy / reference forward", log_prob_tokens, 1 - alone(train=False) / old_ref,
+         1 - alone(train=False) / old_ref_trimmed, attention_saved(chunks, train=False, total=old_ref)),
+        ("policy forward+backward", log_prob_tokens, 1 - alone(train=True) / policy,
+         1 - alone(train=True) / policy_trimmed, attention_saved(chunks, train=True, total=policy)),
+    ]
+
+
+def padding_table(processor, generations: int, completion: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    prompt_1, _ = prompt_shape(processor, 1)
+    prompt_4, _ = prompt_shape(processor, 4)
+    lengths = [sorted(rng.integers(64, completion + 1, generations).tolist()) for _ in range(2)]
+    lines = [
+        f"Padding, synthetic 3B batch: one process's generation batch of a 1-view ({prompt_1:,} tokens) and a "
+        f"4-view ({prompt_4:,} tokens) prompt, G = {generations} completions each, lengths uniform in 64-"
+        f"{completion} (1-view: {lengths[0]}; 4-view: {lengths[1]}), {generations} rows per micro-batch (the 3B "
+        "recipe), laid out as TRL 1.16 does",
+        "",
+        "| pass | padded share of LM tokens | share of the pass's LM FLOPs on padding | the same if each forward "
+        "dropped its all-padding columns | saved by flash-attention's unpadding |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    passes = trl_padding(Shapes.of("3b"), [prompt_1, prompt_4], lengths, generations)
+    for name, tokens, flops, trimmed, attention in passes:
+        lines.append(f"| {name} | {tokens:.0%} | {flops:.0%} | {'-' if trimmed is None else f'{trimmed:.0%}'} "
+                     f"| {attention:.0%} |")
+    lines += ["", "vLLM generation has no padding (each sequence is its own); the policy micro-batches are TRL's "
+              "shuffle of the generation batch (mean over 2,000 shuffles)."]
+    return lines
+
+
+# ------------------------------------------------------------------------------------ measured on the CPU
+
+
+def varied_reward(prompts, completions, **kwargs) -> list[float]:
+    """Cheap and varied, so GRPO has advantages to train on; the bench measures work, not learning."""
+    return [len(set(str(c))) / (1 + len(str(c))) for c in completions]
+
+
+def grpo_args(output_dir: str, **settings):
+    from trl import GRPOConfig
+
+    return GRPOConfig(output_dir=output_dir, report_to=[], use_cpu=True, bf16=False, save_strategy="no",
+                      logging_steps=1, gradient_checkpointing=False, seed=0, **settings)
+
+
+class PassRecorder:
+    """Forward pre-hooks on the policy and reference models that sort every call into a GRPO pass and count its
+    LM tokens: computed (rows x width) and real (attention mask); decoding slots against completion tokens."""
+
+    def __init__(self, trainer):
+        self.tokens: dict[str, list[int]] = {}
+        self.generated_slots = 0  # rows x tokens that generate produced (finished rows keep producing padding)
+        self.completion_tokens = 0  # real completion tokens (scored by the policy pass)
+        trainer.model.register_forward_pre_hook(self.hook("policy"), with_kwargs=True)
+        if trainer.ref_model is not None:
+            trainer.ref_model.register_forward_pre_hook(self.hook("ref"), with_kwargs=True)
+
+    def add(self, name: str, computed: int, real: int) -> None:
+        total = self.tokens.setdefault(name, [0, 0])
+        total[0] += computed
+        total[1] += real
+
+    def hook(self, model_name: str):
+        import torch
+
+        def record(module, args, kwargs):
+            ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
+            if ids is None or mask is None:
+                return
+            if kwargs.get("fused_lm_head"):  # TRL's log-prob passes
+                if torch.is_grad_enabled():
+                    name = "policy forward+backward"
+                    self.completion_tokens += int((kwargs["labels"] != -100).sum())
+                else:
+                    name = "reference forward" if model_name == "ref" else "old policy forward"
+                self.add(name, mask.numel(), int(mask.sum()))
+            else:  # generate: the prefill, then one call per further token
+                if ids.shape[1] > 1:
+                    self.add("generation prefill", ids.numel(), int(mask.sum()))
+                self.generated_slots += ids.shape[0]
+
+        return record
+
+    def shares(self) -> dict[str, float]:
+        shares = {name: 1 - real / computed for name, (computed, real) in self.tokens.items()}
+        if self.generated_slots:
+            shares["generation decoding"] = 1 - self.completion_tokens / self.generated_slots
+        order = ["generation prefill", "generation decoding", "policy forward+backward", "old policy forward",
+                 "reference forward"]
+        return {name: shares[name] for name in order if name in shares}
+
+
+def demo_padding(steps: int) -> list[str]:
+    """Padded shares in real steps of the demo recipe (data_config/demo.yaml) on the tiny model and demo data."""
+    import yaml
+    from transformers import AutoProcessor
+
+    from open_r1.data import load_rows
+    from open_r1.data.dataset import rows_to_dataset, with_images
+    from open_r1.modeling.loading import load_model
+    from open_r1.tiny_model import build_tiny_model
+    from open_r1.training.grpo import build_grpo_trainer
+
+    recipe = yaml.safe_load((REPO / "data_config" / "demo.yaml").read_text())
+    from trl import ModelConfig
+
+    path = build_tiny_model(REPO / ".cache" / "tiny-qwen2.5-vl")
+    rows = load_rows(str(REPO / recipe["data_file_paths"]), str(REPO / recipe["image_folders"]))
+    keys = ("per_device_train_batch_size", "num_generations", "max_completion_length", "temperature", "beta")
+    with tempfile.TemporaryDirectory() as out:
+        trainer = build_grpo_trainer(
+            load_model(ModelConfig(model_name_or_path=str(path))),
+            AutoProcessor.from_pretrained(path),
+            [varied_reward],
+            grpo_args(out, max_steps=steps, **{k: recipe[k] for k in keys}),
+            train_dataset=with_images(rows_to_dataset(rows), max_pixels=recipe["max_pixels"]),
+        )
+        recorder = PassRecorder(trainer)
+        trainer.train()
+    prompts = recipe["per_device_train_batch_size"] // recipe["num_generations"]
+    lines = [
+        f"Padding, measured: {steps} steps of the demo recipe on the tiny model (data/demo: 96 rows with 1 photo, "
+        f"32 with 4; {prompts} prompts x G = {recipe['num_generations']} per step, completions up to "
+        f"{recipe['max_completion_length']} tokens, beta {recipe['beta']})",
+        "",
+        "| pass | padded share of LM tokens |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {name} | {share:.0%} |" for name, share in recorder.shares().items()]
+    return lines
+
+
+def wide_vision_model(folder: Path, width: int, depth: int, max_pixels: int) -> Path:
+    """The tiny Qwen2.5-VL with a wider, deeper vision tower (random weights), so that the vision tower's share
+    of a step is closer to the real model's."""
+    from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    from open_r1.tiny_model import build_tiny_model
+
+    tiny = build_tiny_model(REPO / ".cache" / "tiny-qwen2.5-vl")
+    config = AutoConfig.from_pretrained(tiny)
+    vision = config.vision_config
+    vision.hidden_size, vision.intermediate_size, vision.num_heads, vision.depth = width, 2 * width, width // 32, depth
+    vision.fullatt_block_indexes = [depth // 2 - 1, depth - 1]
+    processor = AutoProcessor.from_pretrained(tiny)
+    processor.image_processor.max_pixels = max_pixels
+    processor.image_processor.size = {"shortest_edge": 3136, "longest_edge": max_pixels}
+    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def four_view_rows(folder: Path, count: int, side: int):
+    """`count` rows of 4 distinct random photos each, in the project's jsonl format."""
+    from PIL import Image
+
+    from open_r1.data import load_rows
+
+    rng = np.random.default_rng(0)
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    with open(folder / "rows.jsonl", "w") as handle:
+        for i in range(count):
+            names = []
+            for view in range(4):
+                names.append(f"{i}-{view}.jpg")
+                Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(images / names[-1])
+            row = {"id": i, "image": names, "lat": 10.0 + i, "lon": 20.0,
+                   "conversations": [{"from": "human", "value": "Where was this photo taken?"}]}
+            handle.write(json.dumps(row) + "\n")
+    return load_rows(str(folder / "rows.jsonl"), str(images))
+
+
+def wall_time(pairs: int, generations: int, width: int, depth: int, side: int, completion: int) -> list[str]:
+    """Seconds per GRPO step on the CPU with the plain and the deduplicated vision forward, alternating step by
+    step in one run (after one warm-up step), so both see the same machine load."""
+    import torch
+    from transformers import AutoProcessor, TrainerCallback
+    from trl import ModelConfig
+
+    from open_r1.data.dataset import rows_to_dataset, with_images
+    from open_r1.modeling.image_dedupe import encode_images_once
+    from open_r1.modeling.loading import load_model
+    from open_r1.training.grpo import build_grpo_trainer
+
+    times: dict[bool, list[float]] = {False: [], True: []}  # wall seconds per step
+    cpu: dict[bool, list[float]] = {False: [], True: []}  # this process's CPU seconds per step (all threads)
+
+    class Alternate(TrainerCallback):
+        def __init__(self):
+            self.dedupe, self.start, self.cpu_start = True, 0.0, 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.dedupe = state.global_step % 2 == 1  # step 0 (warm-up) and even steps: plain
+            encode_images_once(trainer.model, enabled=self.dedupe)
+            encode_images_once(trainer.ref_model, enabled=self.dedupe)
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step > 1:  # the first step warms up
+                times[self.dedupe].append(time.perf_counter() - self.start)
+                cpu[self.dedupe].append(time.process_time() - self.cpu_start)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        path = wide_vision_model(tmp / "model", width, depth, max_pixels=side * side)
+        rows = four_view_rows(tmp / "data", 8, side)
+        model = load_model(ModelConfig(model_name_or_path=str(path)))
+        processor = AutoProcessor.from_pretrained(path)
+        prompt, grids = prompt_shape(processor, 4, photo=(side, side))
+        trainer = build_grpo_trainer(
+            model,
+            processor,
+            [varied_reward],
+            grpo_args(str(tmp / "out"), max_steps=1 + 2 * pairs, per_device_train_batch_size=2 * generations,
+                      num_generations=generations, max_completion_length=completion, beta=0.04),
+            train_dataset=with_images(rows_to_dataset(rows), max_pixels=side * side),
+        )
+        trainer.add_callback(Alternate())
+        trainer.train()
+    shapes = Shapes.from_config(model.config)
+    # counted for the step's 2 prompts (same shapes, so twice one prompt), completions at full length (the tiny
+    # model rarely stops early)
+    before = step_cost(shapes, grids, prompt, completion, generations, dedupe=False)
+    after = step_cost(shapes, grids, prompt, completion, generations, dedupe=True)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    cpu_median = {key: statistics.median(values) for key, values in cpu.items()}
+
+    def row(name, cost, dedupe):
+        total = 2 * cost.total(old=False, ref=True)
+        return (f"| {name} | {median[dedupe]:.2f} | {', '.join(f'{t:.1f}' for t in times[dedupe])} | "
+                f"{cpu_median[dedupe]:.2f} | {total / 1e9:,.1f} G | "
+                f"{cost.vision_total(old=False, ref=True) / cost.total(old=False, ref=True):.0%} |")
+
+    return [
+        f"CPU wall time: tiny Qwen2.5-VL with a {width}-wide, {depth}-block vision tower, 2 prompts of 4 "
+        f"{side}x{side} photos x G = {generations}, completions of {completion} tokens, beta 0.04; {pairs} steps "
+        f"each way, alternating in one run after a warm-up step; torch threads: {torch.get_num_threads()}",
+        "",
+        "| vision path | median wall s/step | steps (wall s) | median CPU s/step | counted FLOPs/step "
+        "| vision share of FLOPs |",
+        "| --- | --- | --- | --- | --- | --- |",
+        row("every copy", before, False),
+        row("each image once", after, True),
+        "",
+        f"ratio (each image once / every copy), medians: {median[True] / median[False]:.2f} of the wall time, "
+        f"{cpu_median[True] / cpu_median[False]:.2f} of the CPU time per step (CPU time counts this process only, "
+        "so it moves less with the machine's other load)",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generations", type=int, default=8, help="G, completions per prompt")
+    parser.add_argument("--completion", type=int, default=512, help="completion tokens (max_completion_length)")
+    parser.add_argument("--skip_measured", action="store_true", help="only the counted figures (no CPU runs)")
+    parser.add_argument("--demo_steps", type=int, default=2, help="demo-recipe steps measured for padding")
+    parser.add_argument("--wall_pairs", type=int, default=4, help="timed steps with each vision path")
+    parser.add_argument("--vision_width", type=int, default=128, help="wall time: the vision tower's width")
+    parser.add_argument("--vision_depth", type=int, default=4, help="wall time: the vision tower's blocks")
+    parser.add_argument("--side", type=int, default=168, help="wall time: photo side in pixels")
+    parser.add_argument("--wall_completion", type=int, default=32, help="wall time: completion tokens")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the measured runs")
+    args = parser.parse_args()
+
+    processor = qwen_processor()
+    sections = [
+        flop_table(processor, args.generations, args.completion),
+        recipe_note(processor, args.generations, args.completion),
+        padding_table(processor, args.generations, args.completion),
+    ]
+    for lines in sections:
+        print("\n".join(lines), end="\n\n", flush=True)
+    if args.skip_measured:
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)  # one thread: no spin-waiting while other processes hold the cores
+    print("\n".join(demo_padding(args.demo_steps)), end="\n\n", flush=True)
+    print("\n".join(wall_time(args.wall_pairs, args.generations, args.vision_width, args.vision_depth, args.side,
+                              args.wall_completion)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
