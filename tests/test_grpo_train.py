@@ -23,6 +23,9 @@ from open_r1.rewards.registry import RewardFaultError
 from open_r1.training.callbacks import PreemptionCallback
 from open_r1.training.grpo import build_grpo_trainer
 
+# Each test trains the tiny model end to end through grpo_jsonl.py: the slow tier.
+pytestmark = pytest.mark.slow
+
 DENSE = str(REPO / "tests" / "fixtures" / "dense_reward.py")
 RANK_REWARDS = str(REPO / "tests" / "fixtures" / "rank_rewards.py")
 
