@@ -173,6 +173,12 @@ def test_leaves_import_nothing_else_of_geo_r(graphs, leaf):
         assert outside == [], f"{module} reaches {outside}"
 
 
+def test_rows_and_data_errors_import_nothing_of_geo_r(graphs):
+    """`data/rows.py` (Row, DataError) is a leaf: any module may raise or hold them without importing a reader."""
+    internal, _ = graphs
+    assert internal["open_r1.data.rows"] == set()
+
+
 def test_geo_is_pure_geography(graphs):
     internal, external = graphs
     for module in under(internal, "open_r1.geo"):

@@ -22,7 +22,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from open_r1.data.rows import IMAGE_TAG, LABEL_FIELDS, DataError, Row, label_text
+from open_r1.data.rows import IMAGE_TAG, LABEL_FIELDS, DataError, Row
+from open_r1.geo.labels import clean_label
 
 KNOWN_FIELDS = frozenset({"id", "image", "images", "conversations", "lat", "lon", *LABEL_FIELDS})
 
@@ -152,9 +153,9 @@ def parse_row(
     if lat is None and answer:
         lat, lon = _coordinates_from_answer(answer)
 
-    labels = {key: label_text(raw.get(key)) for key in LABEL_FIELDS}  # NaN/None/"" -> missing, never "nan"
+    labels = {key: clean_label(raw.get(key)) for key in LABEL_FIELDS}  # NaN/None/"" -> missing, never "nan"
     extra = {k: v for k, v in raw.items() if k not in KNOWN_FIELDS}
-    row_id = label_text(raw.get("id"))
+    row_id = clean_label(raw.get("id"))
     return Row(
         id=row_id if row_id is not None else where,
         image_paths=paths,

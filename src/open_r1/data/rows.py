@@ -6,26 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from open_r1.geo.labels import clean_label
-
 IMAGE_TAG = "<image>"
 LABEL_FIELDS = ("country", "region", "city")
 
 
 class DataError(ValueError):
     """A problem with the input data, located by file, line and field."""
-
-
-def is_missing(value: Any) -> bool:
-    """True for None, NaN and the texts that stand for an empty cell (`MISSING_TEXTS`, any case; not "NA",
-    Namibia's code). The definition is the labelling rule's (`open_r1.geo.labels.clean_label`), so a row's
-    reader and its ground truth agree on what is missing."""
-    return clean_label(value) is None
-
-
-def label_text(value: Any) -> str | None:
-    """A label (country, region, city, id) as stripped text, or None when it is missing (`is_missing`)."""
-    return clean_label(value)
 
 
 @dataclass

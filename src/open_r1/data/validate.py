@@ -27,7 +27,8 @@ import numpy as np
 
 from open_r1.data.images import load_image
 from open_r1.data.jsonl import pair_files_with_folders, parse_row, resolve_image
-from open_r1.data.rows import LABEL_FIELDS, DataError, is_missing
+from open_r1.data.rows import LABEL_FIELDS, DataError
+from open_r1.geo.labels import is_missing
 
 KINDS = {
     "json": "lines that are not valid JSON",

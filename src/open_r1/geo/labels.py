@@ -45,7 +45,7 @@ CITY_KM = 50.0
 
 # What tables and dataframes write for an empty cell (pandas: NaN, None, <NA>, NaT; spreadsheets: #N/A): a missing
 # label, never the place name "nan". "NA" is not among them: it is Namibia's ISO code (pandas' own default list
-# turns Namibia into a missing value). `data.rows.is_missing` / `label_text` use this same definition.
+# turns Namibia into a missing value). Every reader in `data/` uses this same definition.
 MISSING_TEXTS = frozenset({"", "nan", "-nan", "none", "null", "<na>", "n/a", "#n/a", "nat"})
 
 
@@ -55,6 +55,12 @@ def clean_label(value: Any) -> str | None:
         return None
     text = (value if isinstance(value, str) else str(value)).strip()
     return None if text.lower() in MISSING_TEXTS else text
+
+
+def is_missing(value: Any) -> bool:
+    """True for None, NaN and the texts that stand for an empty cell (`MISSING_TEXTS`, any case; not "NA",
+    Namibia's code): what every reader and the ground truth treat as no label."""
+    return clean_label(value) is None
 
 
 @dataclass(frozen=True)

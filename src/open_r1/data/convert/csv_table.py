@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from open_r1.data.convert import latlon
 from open_r1.data.convert.writer import Record, Skip
 from open_r1.data.images import IMAGE_SUFFIXES
-from open_r1.data.rows import DataError, is_missing, label_text
+from open_r1.data.rows import DataError
+from open_r1.geo.labels import clean_label, is_missing
 
 _AMBIGUOUS = -1  # a stem that names files in several places
 
@@ -154,8 +155,8 @@ def read_table(
             if isinstance(image, Skip):
                 yield Skip(image.reason, where)
                 continue
-            row_id = label_text(values.get(columns.id)) if columns.id else None  # falls back to the image
-            labels = {key: label_text(values.get(name)) if name else None for key, name in names.items()}
+            row_id = clean_label(values.get(columns.id)) if columns.id else None  # falls back to the image
+            labels = {key: clean_label(values.get(name)) if name else None for key, name in names.items()}
             yield Record(
                 id=row_id or image,
                 images=[image],

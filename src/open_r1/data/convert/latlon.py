@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from open_r1.data.rows import DataError, label_text
+from open_r1.data.rows import DataError
+from open_r1.geo.labels import clean_label
 
 SAMPLE_ROWS = 2000  # rows sampled for the decision, spread over the whole file
 READ_ALL_BYTES = 16 << 20  # smaller files are read whole; larger ones are sampled at evenly spaced offsets
@@ -289,7 +290,7 @@ def decide(
     for row in rows:
         a, b = _number(row.get(lat_col)), _number(row.get(lon_col))
         if a is not None and b is not None:
-            country = label_text(row.get(country_col)) if country_col else None
+            country = clean_label(row.get(country_col)) if country_col else None
             samples.append(Sample(row["__where__"], a, b, country))
     evidence = weigh(samples)
     if evidence.only_named and evidence.only_swapped:

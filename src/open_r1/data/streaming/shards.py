@@ -15,7 +15,8 @@ from braceexpand import braceexpand
 
 from open_r1.data.images import IMAGE_SUFFIXES
 from open_r1.data.jsonl import split_paths
-from open_r1.data.rows import DataError, is_missing, label_text
+from open_r1.data.rows import DataError
+from open_r1.geo.labels import clean_label, is_missing
 
 SHARD_SUFFIXES = (".tar",)
 IMAGE_EXTENSIONS = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # a sample's image member, by key
@@ -114,7 +115,7 @@ def sample_labels(meta: Any, where: str) -> dict[str, Any]:
 
     labels = {"lat": number(LAT_KEYS), "lon": number(LON_KEYS)}
     for name in ("country", "region", "city", "id"):
-        labels[name] = label_text(meta.get(name))
+        labels[name] = clean_label(meta.get(name))
     return labels
 
 
