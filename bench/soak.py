@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,14 +78,21 @@ def main() -> None:
         sys.exit(f"the run stopped early (exit {proc.returncode}); see {log_path}")
     if len(samples) < 2:
         sys.exit(f"too few samples ({len(samples)}): run longer or sample more often")
-    baseline = next((s for s in samples if s[0] >= args.warmup * args.minutes * 60), samples[0])
+    # Generation makes the tree's RSS swing by a gigabyte from step to step, so single samples mislead: compare
+    # the median of the first quarter after warm-up with the median of the last quarter.
+    after = [s for s in samples if s[0] >= args.warmup * args.minutes * 60] or samples
+    quarter = max(1, len(after) // 4)
+    early = statistics.median(s[1] for s in after[:quarter])
+    late = statistics.median(s[1] for s in after[-quarter:])
     last = samples[-1]
-    growth = 100.0 * (last[1] - baseline[1]) / baseline[1]
+    growth = 100.0 * (late - early) / early
     summary = {
         "minutes": round(last[0] / 60, 1),
         "steps": last[2],
-        "rss_after_warmup_mib": round(baseline[1], 1),
-        "rss_end_mib": round(last[1], 1),
+        "samples_after_warmup": len(after),
+        "rss_median_first_quarter_mib": round(early, 1),
+        "rss_median_last_quarter_mib": round(late, 1),
+        "rss_min_max_after_warmup_mib": [round(min(s[1] for s in after), 1), round(max(s[1] for s in after), 1)],
         "growth_after_warmup_pct": round(growth, 2),
         "log": str(log_path),
     }
