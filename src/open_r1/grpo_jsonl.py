@@ -15,6 +15,7 @@ import logging
 from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import GRPOScriptArguments
+from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
 from open_r1.rewards import build_reward_funcs, load_reward_module
 from open_r1.training.callbacks import preempted
@@ -47,6 +48,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         reward_max_failing_steps=script_args.reward_max_failing_steps,
         dedupe_images=script_args.dedupe_images,
     )
+    restore_weights_for_resume(trainer.model, resume.checkpoint, training_args)
     trainer.train(resume_from_checkpoint=resume.checkpoint)
     if preempted(trainer):
         return  # not done: its checkpoint is where the same command resumes

@@ -19,6 +19,7 @@ from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 from open_r1.configs import SFTScriptArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import split_for_validation, with_images
+from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
 from open_r1.training.run import configure_logging, resume_checkpoint
 from open_r1.training.sft import build_sft_trainer, save_for_grpo, sft_dataset
@@ -47,7 +48,9 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
         eval_dataset=with_images(eval_dataset, script_args.max_pixels) if eval_dataset else None,
         peft_config=get_peft_config(model_args),
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    checkpoint = resume_checkpoint(training_args)
+    restore_weights_for_resume(trainer.model, checkpoint, training_args)
+    trainer.train(resume_from_checkpoint=checkpoint)
     save_for_grpo(trainer, processor, model_args, training_args)
 
 

@@ -98,3 +98,27 @@ def finished_reason(output_dir: str | Path, checkpoint: str | Path | None, max_s
                 f"{output_dir} was cut short, the trained weights are in {checkpoint})"
             )
     return None
+
+
+def restore_weights_for_resume(model, checkpoint: str | Path | None, args) -> bool:
+    """Load `checkpoint`'s weights into `model` the way `from_pretrained` reads them, before `Trainer.train`
+    resumes from it; returns whether it did.
+
+    Without DeepSpeed, `Trainer` resumes by `load_state_dict` on the checkpoint's saved tensors, but transformers
+    saves Qwen2.5-VL under its original key names (`visual.*`, `model.*`), which `from_pretrained` maps back and
+    `load_state_dict` does not: the vision tower would silently resume from its initial weights (transformers only
+    logs "missing keys"). DeepSpeed resumes from its own engine states, and a PEFT checkpoint holds adapter keys
+    that Trainer maps itself, so both are left to Trainer.
+    """
+    if checkpoint is None or getattr(args, "deepspeed", None) or getattr(model, "peft_config", None):
+        return False
+    import torch
+
+    saved = type(model).from_pretrained(checkpoint, dtype=next(model.parameters()).dtype)
+    with torch.no_grad():
+        missing, unexpected = model.load_state_dict(saved.state_dict(), strict=False)
+    if unexpected or [k for k in missing if not k.endswith("lm_head.weight")]:
+        raise RuntimeError(f"{checkpoint}: its weights do not fit the model (missing {missing[:5]}, unexpected "
+                           f"{unexpected[:5]})")
+    logger.info("resuming: weights of %s loaded with transformers' key mapping", checkpoint)
+    return True
