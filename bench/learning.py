@@ -1,14 +1,19 @@
-"""Does the embedded demo learn? Runs the README's demo pipeline (`run_scripts/run_demo.sh`: base eval -> SFT ->
-GRPO -> eval) once per seed and prints, per seed and stage, the held-out parse rate, median error, accuracy at
-25/750 km and GeoGuessr score, GRPO's mean reward over its first and last quarter of steps, the wall time, and
-which of the demo's targets hold:
+"""Does the embedded default learn, on every seed? Runs the README's main command (`bash run_scripts/run_grpo_rec.sh`
+with no GPU and no MODEL: tiny Qwen2.5-VL, SFT warm start, GRPO with 2 processes under DeepSpeed, held-out
+evaluation) once per seed, from scratch, and prints per seed the held-out parse rate, median error, accuracy at
+25/750 km and GeoGuessr score of the SFT and the GRPO model, GRPO's mean reward over its first and last quarter
+of steps, the wall time, and which targets hold:
 
-- after SFT, at least 90% of held-out answers parse;
-- GRPO at least halves the held-out median error of the SFT model;
-- GRPO's mean reward rises from the first to the last quarter of its steps;
-- the whole pipeline takes under 10 minutes.
+- after SFT, at least 95% of held-out answers parse;
+- GRPO beats its own SFT start on held-out accuracy at 25 km and on the GeoGuessr score;
+- GRPO's mean reward over the last quarter of its steps is above the first quarter's, and the run never warns
+  that it has no learning signal;
+- the whole command takes at most 6 minutes (a figure of this machine and its load: reported, not a pass mark
+  for learning).
 
-    .venv/bin/python bench/learning.py                      # seeds 42 7 1234, output under output/bench-learning
+The five default seeds were fixed before the recipe was tuned, and the recipe was tuned on the first alone.
+
+    .venv/bin/python bench/learning.py                      # seeds 42 7 1234 2026 9001, under output/bench-learning
     .venv/bin/python bench/learning.py --seeds 42 --out /tmp/learning
 """
 
@@ -17,25 +22,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("base", "sft", "grpo")
-TIME_LIMIT_S = 600
+SEEDS = (42, 7, 1234, 2026, 9001)
+TIME_LIMIT_S = 360
+LEARNING_TARGETS = ("SFT parse >= 95%", "GRPO acc@25km > SFT", "GRPO GeoGuessr > SFT", "reward rises")
 
 
 def run_seed(seed: int, out: Path) -> dict:
-    env = dict(os.environ, OUTPUT_ROOT=str(out), SEED=str(seed))
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    env = dict(os.environ, OUTPUT_DIR=str(out / "grpo"), WARM_START_DIR=str(out / "sft"), SEED=str(seed),
+               REPORT_TO="none", CUDA_VISIBLE_DEVICES="")
+    env.pop("MODEL", None)
     start = time.perf_counter()
-    result = subprocess.run(["bash", "run_scripts/run_demo.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    result = subprocess.run(["bash", "run_scripts/run_grpo_rec.sh"], cwd=REPO, env=env, capture_output=True,
+                            text=True)
     seconds = time.perf_counter() - start
+    (out / "console.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise SystemExit(f"seed {seed}: the demo failed\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    metrics = {stage: json.loads((out / stage / "eval" / "metrics.json").read_text()) for stage in STAGES}
-    state = sorted((out / "grpo").glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name[11:]))
-    rewards = [h["reward"] for h in json.loads(state[-1].read_text())["log_history"] if "reward" in h]
+        raise SystemExit(f"seed {seed}: the command failed\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    metrics = {stage: json.loads((out / stage / "eval" / "metrics.json").read_text()) for stage in ("sft", "grpo")}
+    logs = [json.loads(line) for line in (out / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    rewards = [float(log["reward"]) for log in logs if "reward" in log]
     quarter = max(1, len(rewards) // 4)
     return {
         "seed": seed,
@@ -43,42 +56,63 @@ def run_seed(seed: int, out: Path) -> dict:
         "metrics": metrics,
         "reward_first": sum(rewards[:quarter]) / quarter,
         "reward_last": sum(rewards[-quarter:]) / quarter,
+        "no_signal_warning": "NO LEARNING SIGNAL" in result.stdout + result.stderr,
     }
 
 
 def targets(run: dict) -> dict[str, bool]:
     sft, grpo = run["metrics"]["sft"], run["metrics"]["grpo"]
     return {
-        "SFT parse >= 90%": 100 - sft["parse_failure_rate"] >= 90,
-        "GRPO median <= SFT / 2": grpo["median_km"] <= sft["median_km"] / 2,
-        "reward rises": run["reward_last"] > run["reward_first"],
-        "under 10 min": run["seconds"] < TIME_LIMIT_S,
+        "SFT parse >= 95%": 100 - sft["parse_failure_rate"] >= 95,
+        "GRPO acc@25km > SFT": grpo["acc@25km"] > sft["acc@25km"],
+        "GRPO GeoGuessr > SFT": grpo["geoguessr"] > sft["geoguessr"],
+        "reward rises": run["reward_last"] > run["reward_first"] and not run["no_signal_warning"],
+        "at most 6 min": run["seconds"] <= TIME_LIMIT_S,
     }
 
 
 def print_run(run: dict) -> None:
     print(f"seed {run['seed']}: {run['seconds']:.0f} s; GRPO mean reward {run['reward_first']:.3f} (first quarter) "
-          f"-> {run['reward_last']:.3f} (last quarter)")
+          f"-> {run['reward_last']:.3f} (last quarter)"
+          + ("; NO LEARNING SIGNAL warned" if run["no_signal_warning"] else ""))
     print(f"  {'stage':<6}{'parse %':>9}{'median km':>11}{'@25km %':>9}{'@750km %':>10}{'GeoGuessr':>11}"
           f"{'country %':>11}{'city %':>8}")
     for stage, m in run["metrics"].items():
         print(f"  {stage:<6}{100 - m['parse_failure_rate']:>9.1f}{m['median_km']:>11.0f}{m['acc@25km']:>9.1f}"
               f"{m['acc@750km']:>10.1f}{m['geoguessr']:>11.0f}{m['country_acc']:>11.1f}{m['city_acc']:>8.1f}")
-    print("  targets: " + ", ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in targets(run).items()))
+    print("  targets: " + ", ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in targets(run).items()),
+          flush=True)
+
+
+def print_table(runs: list[dict]) -> None:
+    """The README's table: one line per seed."""
+    print("\n| seed | SFT parse % | acc@25 km SFT -> GRPO | GeoGuessr SFT -> GRPO | median km SFT -> GRPO "
+          "| reward first -> last quarter | wall time | learning targets |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        sft, grpo = run["metrics"]["sft"], run["metrics"]["grpo"]
+        held = targets(run)
+        print(f"| {run['seed']} | {100 - sft['parse_failure_rate']:.1f} | {sft['acc@25km']:.1f} -> "
+              f"{grpo['acc@25km']:.1f} | {sft['geoguessr']:.0f} -> {grpo['geoguessr']:.0f} | "
+              f"{sft['median_km']:,.0f} -> {grpo['median_km']:,.0f} | {run['reward_first']:.3f} -> "
+              f"{run['reward_last']:.3f} | {run['seconds'] / 60:.1f} min | "
+              f"{'all hold' if all(held[t] for t in LEARNING_TARGETS) else 'missed: ' + ', '.join(t for t in LEARNING_TARGETS if not held[t])} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench-learning")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}", flush=True)
     runs = []
     for seed in args.seeds:
         runs.append(run_seed(seed, args.out / f"seed{seed}"))
         print_run(runs[-1])
-    held = [all(targets(run).values()) for run in runs]
-    print(f"all targets hold for {sum(held)} of {len(runs)} seeds")
+    print_table(runs)
+    learnt = sum(all(targets(run)[t] for t in LEARNING_TARGETS) for run in runs)
+    fast = sum(targets(run)["at most 6 min"] for run in runs)
+    print(f"\nlearning targets hold on {learnt} of {len(runs)} seeds; at most 6 minutes on {fast} of {len(runs)}")
 
 
 if __name__ == "__main__":

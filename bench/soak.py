@@ -38,10 +38,10 @@ def tree_rss_mib(root: psutil.Process) -> float:
 
 
 def steps_done(log: Path) -> int:
-    """The last global step TRL logged (its dict lines carry 'epoch'; we count them)."""
+    """How many steps the run has logged: its console lines `[geo-r] step N/M ...` (one per logged step)."""
     if not log.is_file():
         return 0
-    return sum(1 for line in log.read_text(errors="replace").splitlines() if "'reward'" in line or '"reward"' in line)
+    return sum(1 for line in log.read_text(errors="replace").splitlines() if line.startswith("[geo-r] step "))
 
 
 def main() -> None:

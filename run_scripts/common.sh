@@ -23,13 +23,15 @@ export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}$DS_COLLECTIVE_WARNING
 # resolve_run NAME CPU_CONFIG GPU_CONFIG [CPU_PROCS]: the settings of a run from the environment. With no GPU it
 # runs on the CPU (CPU_PROCS processes, default 2), and with no MODEL either on the embedded default (tiny model,
 # demo data). Sets MODEL CONFIG DATA_PATHS IMAGE_FOLDERS DS_CONFIG NPROC_PER_NODE RUN_NAME OUTPUT_DIR MASTER_PORT
-# ON_GPU EXTRA.
+# ON_GPU EMBEDDED EXTRA.
 resolve_run() {
   local name="$1" cpu_config="$2" gpu_config="$3" cpu_procs="${4:-2}"
+  EMBEDDED=0
   if ! has_gpu; then
     ON_GPU=0
     NPROC_PER_NODE="${NPROC_PER_NODE:-$cpu_procs}"
     if [[ -z "${MODEL:-}" ]]; then
+      EMBEDDED=1
       echo "[geo-r] no GPU and no MODEL: running the embedded default (tiny Qwen2.5-VL, demo data, $NPROC_PER_NODE CPU process(es))"
       MODEL="${TINY_MODEL_DIR:-$REPO_HOME/.cache/tiny-qwen2.5-vl}"
       "$PYTHON" -m open_r1.tiny_model --out "$MODEL"

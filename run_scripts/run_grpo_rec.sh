@@ -1,23 +1,116 @@
 #!/usr/bin/env bash
-# GRPO training of Qwen2.5-VL with torchrun + DeepSpeed ZeRO-3.
+# GRPO training of Qwen2.5-VL with torchrun + DeepSpeed, after an optional SFT warm start, then an optional
+# held-out evaluation of the warm start and of the GRPO model.
 #
 #   bash run_scripts/run_grpo_rec.sh                      # 8 GPUs: Qwen2.5-VL-3B on $DATA_PATHS / $IMAGE_FOLDERS
 #   MODEL=Qwen/Qwen2.5-VL-7B-Instruct NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_scripts/run_grpo_rec.sh
+#   WARM_START=llamafactory bash run_scripts/run_grpo_rec.sh       # LLaMA-Factory SFT first, GRPO from its output
 #   bash run_scripts/run_grpo_rec.sh --max_steps 500 --learning_rate 2e-6   # extra flags go to grpo_jsonl.py
 #
-# With no GPU, it runs on the CPU with 2 processes under ZeRO-3 (data_config/demo.yaml); with no MODEL either,
-# that is the embedded default: it builds the tiny Qwen2.5-VL if missing and trains on the shipped demo data.
-# Every setting is an environment variable:
+# With no GPU and no MODEL, this is the embedded default, the whole recipe on a CPU in minutes: build the tiny
+# Qwen2.5-VL, SFT warm start on the shipped demo data (reused on later launches), GRPO from it with 2 processes
+# under DeepSpeed ZeRO-2, evaluation of both on the held-out demo split, and a table. ZeRO-2 on a CPU: ZeRO-3
+# gathers every layer's weights at every forward call, and generation calls the model once per token, so a
+# GRPO step costs several times more under ZeRO-3 for a model that fits in memory many times over
+# (bench/launcher_stages.py measures it); ZeRO-3 is what the GPU recipes use and DS_CONFIG selects it here too.
+#
+# Settings (environment variables):
+#   WARM_START   none | native | llamafactory | PATH. native: open_r1.sft (run_sft.sh); llamafactory:
+#                run_sft_llamafactory.sh; PATH: start GRPO from that SFT checkpoint. Default: native for the
+#                embedded default, none for a real model. A warm start trained here goes to WARM_START_DIR
+#                (default output/warm-start/<model>-<fingerprint of model, data, recipe and flags>) and is reused
+#                while that fingerprint holds.
+#   SFT_CONFIG   the SFT recipe (default data_config/sft_demo.yaml on the CPU, data_config/sft_3b.yaml on GPUs);
+#   SFT_FLAGS    extra flags for the native SFT (e.g. "--max_steps 20"); SEED (both stages).
+#   EVAL         1: evaluate the warm start and the GRPO model on EVAL_DATA / EVAL_IMAGES with EVAL_FLAGS for
+#                open_r1.eval_geo (default 1 for the embedded default, on data/demo/test.jsonl; 0 otherwise).
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),
 #   DS_CONFIG, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, REPORT_TO
 set -euo pipefail
 REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_HOME"
 source "$REPO_HOME/run_scripts/common.sh"
+started=$SECONDS
 
+if ! has_gpu; then DS_CONFIG="${DS_CONFIG:-$REPO_HOME/local_scripts/zero2_cpu.json}"; fi
 resolve_run grpo "$REPO_HOME/data_config/demo.yaml" "$REPO_HOME/data_config/geo_r_3b.yaml"
 if [[ "$ON_GPU" == 1 ]]; then EXTRA=($(vllm_flags)); fi
-launch src/open_r1/grpo_jsonl.py "$@"
+BASE_MODEL="$MODEL"
+WARM_START="${WARM_START:-$([[ "$EMBEDDED" == 1 ]] && echo native || echo none)}"
+EVAL="${EVAL:-$EMBEDDED}"
+SEED_FLAGS=(${SEED:+--seed "$SEED"})
 
-echo "[geo-r] done: checkpoints and model in $OUTPUT_DIR, log in $OUTPUT_DIR/train.log"
-echo "[geo-r] curves: tensorboard --logdir $OUTPUT_DIR/runs  (or your wandb project)"
+# warm_start_dir KIND: the folder a warm start of this model, data, recipe and flags is trained into
+warm_start_dir() {
+  local recipe="$1" fp
+  fp="$("$PYTHON" -m open_r1.training.warm_start "$BASE_MODEL" ${DATA_PATHS//:/ } "$recipe" \
+        -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$NPROC_PER_NODE")"
+  echo "${WARM_START_DIR:-$REPO_HOME/output/warm-start/$(basename "$BASE_MODEL")-$WARM_START-$fp}"
+}
+
+case "$WARM_START" in
+  none) ;;
+  native|llamafactory)
+    if [[ "$WARM_START" == native ]]; then
+      sft_recipe="${SFT_CONFIG:-$([[ "$ON_GPU" == 1 ]] && echo data_config/sft_3b.yaml || echo data_config/sft_demo.yaml)}"
+    else
+      sft_recipe="${SFT_CONFIG:-$([[ "$ON_GPU" == 1 ]] && echo local_scripts/llamafactory/qwen2_5_vl_full_sft.yaml || echo local_scripts/llamafactory/tiny_cpu_sft.yaml)}"
+    fi
+    WARM_DIR="$(warm_start_dir "$sft_recipe")"
+    if [[ -f "$WARM_DIR/warm_start.done" ]]; then
+      echo "[geo-r] warm start: reusing $WARM_DIR (same model, data, recipe and flags)"
+    else
+      echo "[geo-r] warm start: $WARM_START SFT of $BASE_MODEL into $WARM_DIR"
+      # on several nodes WARM_DIR is on a shared file system: node 0 alone clears what an interrupted try left
+      [[ "${NODE_RANK:-0}" == 0 ]] && rm -rf "$WARM_DIR"
+      mkdir -p "$WARM_DIR"
+      warm_log="$WARM_DIR.log"; [[ "${NODE_RANK:-0}" != 0 ]] && warm_log="$WARM_DIR.node${NODE_RANK}.log"
+      sft_env=(OUTPUT_DIR="$WARM_DIR" RUN_NAME="$(basename "$WARM_DIR")" CONFIG="$sft_recipe" MASTER_PORT=)
+      [[ "$EMBEDDED" == 1 ]] && sft_env+=(MODEL="$BASE_MODEL")
+      [[ "$ON_GPU" == 0 && "$WARM_START" == native ]] && sft_env+=(DS_CONFIG="$DS_CONFIG")
+      if [[ "$WARM_START" == native ]]; then
+        env "${sft_env[@]}" bash run_scripts/run_sft.sh ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" > "$warm_log" 2>&1 \
+          || { tail -n 40 "$warm_log"; echo "[geo-r] the warm start failed: log in $warm_log" >&2; exit 1; }
+      else
+        env "${sft_env[@]}" bash run_scripts/run_sft_llamafactory.sh ${SEED:+seed="$SEED"} > "$warm_log" 2>&1 \
+          || { tail -n 40 "$warm_log"; echo "[geo-r] the warm start failed: log in $warm_log" >&2; exit 1; }
+      fi
+      [[ "${NODE_RANK:-0}" == 0 ]] && touch "$WARM_DIR/warm_start.done"
+    fi
+    MODEL="$WARM_DIR"; [[ -d "$WARM_DIR/merged" ]] && MODEL="$WARM_DIR/merged"  # a LoRA warm start, merged
+    ;;
+  *)
+    [[ -f "$WARM_START/config.json" ]] || { echo "[geo-r] WARM_START must be none, native, llamafactory or an SFT checkpoint folder (with config.json), not '$WARM_START'" >&2; exit 2; }
+    MODEL="$WARM_START" ;;
+esac
+[[ "$MODEL" != "$BASE_MODEL" ]] && echo "[geo-r] GRPO starts from the warm start $MODEL"
+
+launch src/open_r1/grpo_jsonl.py "${SEED_FLAGS[@]}" "$@"
+echo "[geo-r] GRPO done: checkpoints and model in $OUTPUT_DIR, log in $OUTPUT_DIR/train.log"
+
+if [[ "$EVAL" == 1 && "${NODE_RANK:-0}" == 0 ]]; then
+  EVAL_DATA="${EVAL_DATA:-$([[ "$EMBEDDED" == 1 ]] && echo "$REPO_HOME/data/demo/test.jsonl")}"
+  EVAL_IMAGES="${EVAL_IMAGES:-$([[ "$EMBEDDED" == 1 ]] && echo "$REPO_HOME/data/demo/images")}"
+  # the demo's answers are under 128 tokens (its GRPO max_completion_length)
+  EVAL_FLAGS="${EVAL_FLAGS:-$([[ "$EMBEDDED" == 1 ]] && echo "--max_new_tokens 160 --batch_size 32")}"
+  [[ -n "$EVAL_DATA" && -n "$EVAL_IMAGES" ]] || { echo "[geo-r] EVAL=1: set EVAL_DATA and EVAL_IMAGES (the held-out split)" >&2; exit 2; }
+  # evaluate NAME MODEL_DIR OUT_DIR: held-out metrics of one model, skipped when newer than its weights
+  evaluate() {
+    if [[ -f "$3/metrics.json" && "$3/metrics.json" -nt "$2/config.json" && -z "$(find "$2" -maxdepth 1 -name '*.safetensors' -newer "$3/metrics.json")" ]]; then
+      echo "[geo-r] evaluation of the $1 model: reusing $3"; return
+    fi
+    echo "[geo-r] evaluating the $1 model on $EVAL_DATA"
+    "$PYTHON" -m open_r1.eval_geo --model_name_or_path "$2" --data_file_paths "$EVAL_DATA" \
+      --image_folders "$EVAL_IMAGES" --output_dir "$3" --overwrite --no_plots ${EVAL_FLAGS:-} > "$3.log" 2>&1 \
+      || { tail -n 30 "$3.log"; echo "[geo-r] evaluation failed: log in $3.log" >&2; exit 1; }
+  }
+  stages=()
+  if [[ "$MODEL" != "$BASE_MODEL" ]]; then
+    evaluate SFT "$MODEL" "$MODEL/eval"; stages+=(--stage "sft=$MODEL/eval")
+  fi
+  evaluate GRPO "$OUTPUT_DIR" "$OUTPUT_DIR/eval"; stages+=(--stage "grpo=$OUTPUT_DIR/eval")
+  "$PYTHON" -m open_r1.evaluation.stages "${stages[@]}" --grpo_run "$OUTPUT_DIR" | tee "$OUTPUT_DIR/report.txt"
+fi
+elapsed=$((SECONDS - started))
+echo "[geo-r] finished in $((elapsed / 60))m$(printf %02d $((elapsed % 60)))s"
+echo "[geo-r] curves: tensorboard --logdir $OUTPUT_DIR/runs  (or your wandb project); every logged value: $OUTPUT_DIR/metrics.jsonl"

@@ -1,8 +1,11 @@
-"""The README's one-command demo, shortened: base eval -> SFT -> GRPO -> eval -> stage report.
+"""The README's main command on the embedded default, shortened: `bash run_scripts/run_grpo_rec.sh` with no GPU
+and no MODEL builds the tiny model, trains the SFT warm start, runs GRPO from it with 2 processes under DeepSpeed,
+evaluates both models on the held-out split and prints the table.
 
 The full-length run with its learning targets is `bench/learning.py`; this checks that the pipeline is wired
-right: GRPO trains the SFT model (not a copy of the base, not nothing), and every figure the report prints is
-the one recomputed here from the predictions each stage wrote.
+right: GRPO trains the SFT model (not a copy of the base, not nothing), every figure the table prints is the one
+recomputed here from the predictions each stage wrote, the console shows one readable line per step, and a second
+launch reuses the warm start instead of training it again.
 """
 
 import json
@@ -21,17 +24,26 @@ REPO = Path(__file__).resolve().parent.parent
 FAILURE_KM = math.pi * 6371.0088  # what an unparsed answer counts as in the mean and median
 
 pytestmark = pytest.mark.slow
+SHORT = dict(SFT_FLAGS="--max_steps 6 --save_steps 6 --per_device_train_batch_size 8",
+             EVAL_FLAGS="--max_new_tokens 64 --batch_size 48")
+GRPO_FLAGS = ["--max_steps", "3", "--save_steps", "3", "--per_device_train_batch_size", "8",
+              "--max_completion_length", "48"]
+
+
+def main_command(out: Path, *flags: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OUTPUT_DIR=str(out / "grpo"), WARM_START_DIR=str(out / "sft"), REPORT_TO="none",
+               TINY_MODEL_DIR=str(out / "tiny"), CUDA_VISIBLE_DEVICES="", **SHORT)
+    env.pop("MODEL", None)
+    result = subprocess.run(["bash", "run_scripts/run_grpo_rec.sh", *flags], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    env = dict(os.environ, OUTPUT_ROOT=str(out), SFT_STEPS="12", GRPO_STEPS="3", EVAL_TOKENS="96",
-               TINY_MODEL_DIR=str(out / "tiny"))
-    result = subprocess.run(["bash", "run_scripts/run_demo.sh"], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=1200)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (out / "stdout.txt").write_text(result.stdout)
+    (out / "stdout.txt").write_text(main_command(out, *GRPO_FLAGS).stdout)
     return out
 
 
@@ -76,18 +88,40 @@ def test_grpo_trains_the_sft_model(demo_run):
     assert len(changed_by_grpo) > len(sft) // 2
     log = json.loads(sorted((demo_run / "grpo").glob("checkpoint-*/trainer_state.json"))[-1].read_text())
     assert [h["step"] for h in log["log_history"] if "reward" in h] == [1, 2, 3]
+    assert json.loads((demo_run / "grpo" / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
 
 
-def test_report_prints_the_figures_recomputed_from_predictions(demo_run):
-    report = (demo_run / "report.txt").read_text()
+def test_the_console_shows_one_readable_line_per_step(demo_run):
+    stdout = (demo_run / "stdout.txt").read_text()
+    lines = [line for line in stdout.splitlines() if line.startswith("[geo-r] step ")]
+    assert [line.split()[2] for line in lines] == ["1/3", "2/3", "3/3"], stdout[-3000:]
+    for line in lines:
+        assert re.search(r"reward -?\d+\.\d{3}  parse \d+%", line) and "s/step  ETA" in line, line
+    assert "{'loss'" not in stdout and "'reward':" not in stdout  # Trainer's raw dicts are in metrics.jsonl
+    logged = [json.loads(line) for line in (demo_run / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "reward" in r] == [1, 2, 3]
+    assert re.search(r"\[geo-r\] finished in \d+m\d\ds", stdout)
+
+
+def test_the_table_prints_the_figures_recomputed_from_predictions(demo_run):
+    report = (demo_run / "grpo" / "report.txt").read_text()
     assert report in (demo_run / "stdout.txt").read_text()
     table = printed_table(report)
-    assert list(table) == ["base", "sft", "grpo"]
+    assert list(table) == ["sft", "grpo"]
     for stage, printed in table.items():
         expected = recomputed(demo_run / stage / "eval" / "predictions.jsonl")
         assert printed.keys() == expected.keys()
         for name, value in expected.items():
             assert printed[name] == pytest.approx(value, abs=0.051), (stage, name)  # printed to one decimal
-    assert (demo_run / "grpo_curve.png").stat().st_size > 1000
+    assert (demo_run / "grpo" / "grpo_curve.png").stat().st_size > 1000
     assert re.search(r"GRPO mean reward: -?[\d.]+ over the first quarter of steps -> -?[\d.]+ over the last "
                      r"quarter \(3 steps\)", report)
+
+
+def test_a_second_launch_reuses_the_warm_start_and_its_evaluation(demo_run):
+    weights = (demo_run / "sft" / "model.safetensors").stat().st_mtime_ns
+    result = main_command(demo_run, "--max_steps", "4", *GRPO_FLAGS[2:])  # one step more: the run resumes
+    assert f"warm start: reusing {demo_run / 'sft'}" in result.stdout
+    assert "evaluation of the SFT model: reusing" in result.stdout
+    assert (demo_run / "sft" / "model.safetensors").stat().st_mtime_ns == weights
+    assert [line.split()[2] for line in result.stdout.splitlines() if line.startswith("[geo-r] step ")] == ["4/4"]

@@ -2,6 +2,8 @@
 how the GRPO run's reward and distance moved, so a run shows whether each stage helped.
 
     python -m open_r1.evaluation.stages output/demo          # reads output/demo/{base,sft,grpo}/eval
+    python -m open_r1.evaluation.stages --stage sft=output/warm-start/eval --stage grpo=output/run/eval \
+        --grpo_run output/run                                # named evaluation folders, curve from the run
 """
 
 from __future__ import annotations
@@ -74,30 +76,52 @@ def format_table(metrics: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report(run_dir: Path) -> str:
-    """The stage table and, when the GRPO run has logs, the reward curve PNG; returns the printed text."""
-    metrics = stage_metrics(run_dir)
+def report(run_dir: Path | None = None, stages: dict[str, Path] | None = None, grpo_run: Path | None = None,
+           png: Path | None = None) -> str:
+    """The stage table and, when the GRPO run has logs, the reward curve PNG; returns the printed text.
+    Either `run_dir` (with {base,sft,grpo}/eval inside) or `stages` (name -> evaluation folder) and `grpo_run`."""
+    if stages is not None:
+        metrics = {name: json.loads((folder / "metrics.json").read_text()) for name, folder in stages.items()
+                   if (folder / "metrics.json").is_file()}
+        where = ", ".join(str(folder) for folder in stages.values())
+    else:
+        metrics, where = stage_metrics(run_dir), f"{{{','.join(STAGES)}}}/eval under {run_dir}"
+        grpo_run = grpo_run or run_dir / "grpo"
+        png = png or run_dir / "grpo_curve.png"
     if not metrics:
-        raise FileNotFoundError(f"no {{{','.join(STAGES)}}}/eval/metrics.json under {run_dir}")
+        raise FileNotFoundError(f"no metrics.json in {where}")
     text = [f"held-out results ({next(iter(metrics.values()))['num_images']} images)", format_table(metrics)]
-    state = latest_trainer_state(run_dir / "grpo")
+    state = latest_trainer_state(grpo_run) if grpo_run is not None else None
     if state is not None:
         curve = training_curve(state)
         if curve:
-            png = plot_curve(curve, run_dir / "grpo_curve.png")
+            path = plot_curve(curve, png or grpo_run / "grpo_curve.png")
             first, last = curve[: max(1, len(curve) // 4)], curve[-max(1, len(curve) // 4) :]
             mean = lambda part: sum(c["reward"] for c in part) / len(part)  # noqa: E731
             text.append(
                 f"GRPO mean reward: {mean(first):.3f} over the first quarter of steps -> {mean(last):.3f} over "
-                f"the last quarter ({len(curve)} steps); curve: {png}"
+                f"the last quarter ({len(curve)} steps); curve: {path}"
             )
     return "\n".join(text)
 
 
+def _stage(text: str) -> tuple[str, Path]:
+    name, sep, folder = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--stage takes NAME=EVAL_FOLDER, got {text!r}")
+    return name, Path(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
-    print(report(parser.parse_args().run_dir))
+    parser.add_argument("run_dir", type=Path, nargs="?", help="a folder with {base,sft,grpo}/eval inside")
+    parser.add_argument("--stage", type=_stage, action="append", help="NAME=EVAL_FOLDER, in table order")
+    parser.add_argument("--grpo_run", type=Path, help="the GRPO output folder, for the reward curve")
+    parser.add_argument("--png", type=Path, help="where to write the curve (default: in the GRPO folder)")
+    args = parser.parse_args()
+    if (args.run_dir is None) == (args.stage is None):
+        parser.error("give either RUN_DIR or --stage NAME=EVAL_FOLDER (one per stage)")
+    print(report(args.run_dir, dict(args.stage) if args.stage else None, args.grpo_run, args.png))
 
 
 if __name__ == "__main__":

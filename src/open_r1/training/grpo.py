@@ -19,6 +19,7 @@ from open_r1.training.callbacks import (
     PreemptionCallback,
     RewardFaultCallback,
 )
+from open_r1.training.progress import ProgressLines, drop_dict_printers
 from open_r1.training.run import resolve_reporting
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,10 @@ def build_grpo_trainer(
             PreemptionCallback(),
             RewardFaultCallback(reward_funcs, reward_max_failing_steps),
             EpochSeedCallback(),
+            ProgressLines(),
         ],
     )
+    drop_dict_printers(trainer)
     if dedupe_images:  # the reference model is TRL's own copy, loaded in GRPOTrainer's __init__
         encode_images_once(trainer.model)
         encode_images_once(trainer.ref_model)

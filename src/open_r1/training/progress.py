@@ -1,0 +1,104 @@
+"""One readable line per logged GRPO step, so a person can follow a run by eye.
+
+Trainer's console output is a dict of strings per log (`{'loss': '0.01', 'reward': '1.2', ...}`, 30+ keys).
+`ProgressLines` replaces it on the console with the figures that say whether a geolocation run learns::
+
+    [geo-r] step  12/40  reward 1.284  parse 97%  median 412 km  <=25 km 18%  3.1 s/step  ETA 1m27s
+
+and keeps every logged value, unabridged, as one JSON object per line in `<output_dir>/metrics.jsonl`
+(TensorBoard / wandb still get them too, through `report_to`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+PREFIX = "[geo-r]"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _number(logs: dict[str, Any], key: str) -> float | None:
+    value = logs.get(key)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def progress_line(logs: dict[str, Any], step: int, max_steps: int, seconds_per_step: float | None) -> str:
+    """The line for one log: step/total, mean reward, parse rate, median km, share within 25 km, s/step, ETA.
+    Figures the log lacks (a run without the geo rewards has no km) are left out rather than shown as 0."""
+    parts = [f"{PREFIX} step {step:>{len(str(max_steps))}}/{max_steps}"]
+    reward = _number(logs, "reward")
+    if reward is not None:
+        parts.append(f"reward {reward:.3f}")
+    parse = _number(logs, "geo/parse_rate")
+    if parse is not None:
+        parts.append(f"parse {100 * parse:.0f}%")
+    median = _number(logs, "geo/distance_km_median")
+    if median is not None:
+        parts.append(f"median {median:,.0f} km")
+    near = _number(logs, "geo/within_25km")
+    if near is not None:
+        parts.append(f"<=25 km {100 * near:.0f}%")
+    loss = _number(logs, "loss")
+    if reward is None and loss is not None:
+        parts.append(f"loss {loss:.4f}")
+    if seconds_per_step is not None:
+        parts.append(f"{seconds_per_step:.1f} s/step")
+        parts.append(f"ETA {_duration(seconds_per_step * max(max_steps - step, 0))}")
+    return "  ".join(parts)
+
+
+class ProgressLines(TrainerCallback):
+    """Prints `progress_line` on the main process for each training log and appends the full log to
+    `<output_dir>/metrics.jsonl`. Remove Trainer's dict printers (`drop_dict_printers`) so the console shows
+    these lines alone."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, int] | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = (time.monotonic(), state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or not state.is_world_process_zero:
+            return
+        record = {"step": state.global_step, **logs}
+        with open(Path(args.output_dir) / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
+        if "reward" not in logs and "loss" not in logs:
+            _say(f"{PREFIX} " + "  ".join(f"{k} {v}" for k, v in logs.items()))
+            return
+        seconds_per_step = None
+        if self._start is not None and state.global_step > self._start[1]:
+            seconds_per_step = (time.monotonic() - self._start[0]) / (state.global_step - self._start[1])
+        _say(progress_line(logs, state.global_step, state.max_steps, seconds_per_step))
+
+
+def drop_dict_printers(trainer) -> None:
+    """Take Trainer's console printers of raw log dicts (and the tqdm bar that carries them) off `trainer`."""
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
