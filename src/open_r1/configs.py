@@ -16,13 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from open_r1.answer.format import DEFAULT_GEO_QUESTION
-from open_r1.schedules import SCHEDULES
+from open_r1.schedules import SCHEDULES, parse_weight_schedules
 
 SFT_TARGETS = ("chain_of_region", "answer")  # rule-based Chain-of-Region targets, or the rows' own gpt answers
 BENCHMARKS = ("im2gps3k", "yfcc4k", "osv5m")  # benchmarks with published results to --compare with
 METRIC_SETS = ("geo_r", "osv5m")  # evaluation metric definitions: ours, or OSV-5M's exactly
 TOP5_LEVELS = ("region", "country", "city")  # what a correct guess must name for the top-5 weighted score
-REWARD_ERRORS = ("skip", "raise")  # a reward that fails on a completion: no value for it (counted), or stop
+REWARD_ERRORS = ("skip", "raise")
+BALANCE_BY = ("country", "region", "geocell")  # the groups --balance_by draws evenly (with --balance_alpha)
+SAMPLE_BY = ("difficulty",)  # row fields --sample_by draws rows in proportion to  # a reward that fails on a completion: no value for it (counted), or stop
 
 
 @dataclass
@@ -59,6 +61,22 @@ class DataArguments:
         metadata={"help": "accept absolute image paths in the rows; by default every image path is relative to its "
                   "--image_folders entry, and none may climb out of it with '..'"},
     )
+    balance_by: str | None = field(
+        default=None,
+        metadata={"help": "draw training rows so each group's share is proportional to (its row count) ** "
+                  "--balance_alpha: groups are countries, country/region pairs, or geohash cells", "choices": list(BALANCE_BY)},
+    )
+    balance_alpha: float = field(
+        default=0.5, metadata={"help": "with --balance_by: 1 keeps the data's own mix, 0 draws every group equally"}
+    )
+    balance_geocell_precision: int = field(
+        default=3, metadata={"help": "with --balance_by geocell: geohash characters per cell (3 is about 156 km)"}
+    )
+    sample_by: str | None = field(
+        default=None,
+        metadata={"help": "draw training rows in proportion to this field of theirs ('difficulty', written by "
+                  "python -m open_r1.data.difficulty)", "choices": list(SAMPLE_BY)},
+    )
 
 
 @dataclass
@@ -84,6 +102,13 @@ class RewardArguments:
         metadata={"help": "haversine: how tau goes from tau_start to tau_end over training",
                   "choices": list(SCHEDULES)},
     )
+    reward_weight_schedules: list[str] = field(
+        default_factory=list,
+        metadata={"help": "rewards whose weight moves over training, as NAME=START:END[:SCHEDULE] (schedule: "
+                  f"{', '.join(SCHEDULES)}; default linear; step@F switches at share F of training), e.g. "
+                  "hierarchy=1.0:0.2:linear haversine=0.2:1.0:cosine. They replace those rewards' --reward_weights; "
+                  "the weights applied are logged as reward_weights/<name>"},
+    )
     format_penalty: float = field(
         default=-0.1, metadata={"help": "format: reward of a completion without one parseable coordinate pair"}
     )
@@ -108,6 +133,12 @@ class RewardArguments:
     def __post_init__(self) -> None:
         if isinstance(self.reward_funcs, str):
             self.reward_funcs = self.reward_funcs.split()
+        if isinstance(self.reward_weight_schedules, str):
+            self.reward_weight_schedules = self.reward_weight_schedules.split()
+        for schedule in parse_weight_schedules(self.reward_weight_schedules):
+            if schedule.name not in self.reward_funcs:
+                raise ValueError(f"--reward_weight_schedules names {schedule.name!r}, which is not in --reward_funcs "
+                                 f"{self.reward_funcs}")
         if self.tau_schedule not in SCHEDULES:
             raise ValueError(f"tau_schedule must be one of {SCHEDULES}, got {self.tau_schedule!r}")
         if not (self.tau_start > 0 and self.tau_end > 0):
