@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import geo_row, make_images, write_jsonl
-from open_r1.configs import DataArguments
+from open_r1.configs import GRPOScriptArguments
 from open_r1.data.rows import DataError, Row
 from open_r1.data.sampling import RowSampling, RowWeights, describe_shares, group_key, weighted_draw
 from open_r1.data.streaming import iter_rows
@@ -84,7 +84,7 @@ def skewed_files(tmp_path_factory):
 def test_in_memory_training_rows_are_a_seeded_balanced_draw_and_the_start_up_log_shows_the_shares(skewed_files,
                                                                                                     caplog):
     files, folders = skewed_files
-    args = DataArguments(data_file_paths=files, image_folders=folders, balance_by="country", balance_alpha=0.0)
+    args = GRPOScriptArguments(data_file_paths=files, image_folders=folders, balance_by="country", balance_alpha=0.0)
     with caplog.at_level(logging.INFO):
         train, _ = grpo_datasets(args, SimpleNamespace(seed=5))
     assert "top shares in the data: FR 90.0%, BR 9.0%, NZ 1.0%" in caplog.text

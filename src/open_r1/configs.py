@@ -3,6 +3,7 @@
     grpo_jsonl.py  GRPOScriptArguments (DataArguments + RewardArguments), GRPOConfig, ModelConfig
     sft.py         SFTScriptArguments (DataArguments), SFTConfig, ModelConfig
     eval_geo.py    EvalArguments, ModelArguments, SamplingArguments
+    difficulty.py  DifficultyArguments (EvalArguments), ModelArguments, SamplingArguments
     predict.py     PredictArguments, ModelArguments, SamplingArguments
     data/to_llamafactory.py  ExportArguments
 
@@ -60,22 +61,6 @@ class DataArguments:
         default=False,
         metadata={"help": "accept absolute image paths in the rows; by default every image path is relative to its "
                   "--image_folders entry, and none may climb out of it with '..'"},
-    )
-    balance_by: str | None = field(
-        default=None,
-        metadata={"help": "draw training rows so each group's share is proportional to (its row count) ** "
-                  "--balance_alpha: groups are countries, country/region pairs, or geohash cells", "choices": list(BALANCE_BY)},
-    )
-    balance_alpha: float = field(
-        default=0.5, metadata={"help": "with --balance_by: 1 keeps the data's own mix, 0 draws every group equally"}
-    )
-    balance_geocell_precision: int = field(
-        default=3, metadata={"help": "with --balance_by geocell: geohash characters per cell (3 is about 156 km)"}
-    )
-    sample_by: str | None = field(
-        default=None,
-        metadata={"help": "draw training rows in proportion to this field of theirs ('difficulty', written by "
-                  "python -m open_r1.data.difficulty)", "choices": list(SAMPLE_BY)},
     )
 
 
@@ -154,7 +139,29 @@ class RewardArguments:
 
 
 @dataclass
-class GRPOScriptArguments(DataArguments, RewardArguments):
+class RowSamplingArguments:
+    """How often each training row is drawn (see `open_r1.data.sampling`)."""
+
+    balance_by: str | None = field(
+        default=None,
+        metadata={"help": "draw training rows so each group's share is proportional to (its row count) ** "
+                  "--balance_alpha: groups are countries, country/region pairs, or geohash cells", "choices": list(BALANCE_BY)},
+    )
+    balance_alpha: float = field(
+        default=0.5, metadata={"help": "with --balance_by: 1 keeps the data's own mix, 0 draws every group equally"}
+    )
+    balance_geocell_precision: int = field(
+        default=3, metadata={"help": "with --balance_by geocell: geohash characters per cell (3 is about 156 km)"}
+    )
+    sample_by: str | None = field(
+        default=None,
+        metadata={"help": "draw training rows in proportion to this field of theirs ('difficulty', written by "
+                  "python -m open_r1.difficulty)", "choices": list(SAMPLE_BY)},
+    )
+
+
+@dataclass
+class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments):
     """Arguments of `grpo_jsonl.py` beyond TRL's `GRPOConfig` and `ModelConfig`."""
 
     freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
@@ -322,6 +329,40 @@ class EvalArguments(ModelPixelBounds, DataArguments):
         if self.streaming:
             raise ValueError("--streaming is a GRPO training option: evaluation reads its rows up front (it resumes by "
                              "row id); use --max_rows to evaluate on the first rows of a large file")
+
+
+@dataclass
+class DifficultyArguments(EvalArguments):
+    """How hard each training row is for a model (k sampled answers through the evaluation harness), and which
+    rows the hard-sample training file keeps."""
+
+    out: str = field(default="", metadata={"help": "jsonl file to write: the input rows with difficulty, pass_rate, "
+                                             "mean_geoguessr, agreement (those the filters keep)"})
+    data_file_paths: str = field(default="data/demo/train.jsonl", metadata={"help": "training jsonl files, ':'"})
+    output_dir: str = field(
+        default="output/difficulty",
+        metadata={"help": "the harness's folder (predictions.jsonl with every answer); a rerun resumes there"},
+    )
+    num_guesses: int = field(default=4, metadata={"help": "answers sampled per row (k)"})
+    plots: bool = field(default=False, metadata={"help": "also write the harness's plots"})
+    threshold_km: float = field(default=25.0, metadata={"help": "an answer passes within this distance (km)"})
+    drop_solved: bool = field(default=False, metadata={"help": "leave out rows the model solves k/k"})
+    min_difficulty: float = field(default=0.0, metadata={"help": "leave out rows with difficulty (1 - pass rate) "
+                                                                "below this"})
+    hotspot_km: float | None = field(
+        default=None, metadata={"help": "leave out rows within this distance (km) of any row the model solves k/k"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.out:
+            raise ValueError("--out is required: the jsonl file the scored rows go to")
+        if self.threshold_km <= 0 or (self.hotspot_km is not None and self.hotspot_km < 0):
+            raise ValueError("--threshold_km must be positive and --hotspot_km not negative")
+        if not 0.0 <= self.min_difficulty <= 1.0:
+            raise ValueError(f"--min_difficulty must be in [0, 1], got {self.min_difficulty}")
+        if self.val_split_ratio:
+            raise ValueError("--val_split_ratio: score the training file itself (every row of it)")
 
 
 @dataclass

@@ -7,9 +7,8 @@ stopped.
 from __future__ import annotations
 
 import math
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["SCHEDULES", "WeightSchedule", "anneal", "parse_weight_schedules", "training_progress"]
 

@@ -21,6 +21,7 @@ import numpy as np
 from open_r1.configs import BALANCE_BY, SAMPLE_BY
 from open_r1.data.rows import DataError, Row
 from open_r1.geo.geohash import geohash_encode
+
 UNKNOWN = "(unknown)"
 
 
@@ -65,11 +66,11 @@ def group_key(row: Row, by: str, geocell_precision: int = 3) -> str:
 
 
 def row_difficulty(row: Row) -> float:
-    """A row's `difficulty` field (written by `open_r1.data.difficulty`), checked to be a number in [0, 1]."""
+    """A row's `difficulty` field (written by `python -m open_r1.difficulty`), checked to be a number in [0, 1]."""
     value = row.extra.get("difficulty")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise DataError(f"{row.source}: field 'difficulty': expected a number in [0, 1] (score the rows with "
-                        f"python -m open_r1.data.difficulty), got {value!r}")
+                        f"python -m open_r1.difficulty), got {value!r}")
     return float(value)
 
 

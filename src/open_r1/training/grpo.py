@@ -13,13 +13,13 @@ from trl import GRPOConfig, GRPOTrainer
 
 from open_r1.modeling.image_dedupe import encode_images_once
 from open_r1.modeling.loading import ensure_left_padding
+from open_r1.schedules import WeightSchedule
 from open_r1.training.callbacks import (
     EpochSeedCallback,
     NoLearningSignalCallback,
     PreemptionCallback,
     RewardFaultCallback,
 )
-from open_r1.schedules import WeightSchedule
 from open_r1.training.reward_weights import RewardWeightScheduleCallback
 from open_r1.training.run import resolve_reporting
 

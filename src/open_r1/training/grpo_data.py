@@ -10,7 +10,7 @@ from pathlib import Path
 from datasets import Dataset, IterableDataset
 from trl import GRPOConfig
 
-from open_r1.configs import DataArguments
+from open_r1.configs import GRPOScriptArguments
 from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_images
 from open_r1.data.jsonl import load_rows
 from open_r1.data.rows import Row
@@ -47,7 +47,7 @@ def _resample(train: Dataset, rows: list[Row], sampling: RowSampling, seed: int)
 
 
 def grpo_datasets(
-    data_args: DataArguments, training_args: GRPOConfig, resume_from: str | None = None
+    data_args: GRPOScriptArguments, training_args: GRPOConfig, resume_from: str | None = None
 ) -> tuple[Dataset | IterableDataset, Dataset | None]:
     """(train, eval) datasets with decoded images on access; eval is None without --val_split_ratio."""
     if not data_args.streaming:
