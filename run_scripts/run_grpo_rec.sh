@@ -40,12 +40,10 @@ WARM_START="${WARM_START:-$([[ "$EMBEDDED" == 1 ]] && echo native || echo none)}
 EVAL="${EVAL:-$EMBEDDED}"
 SEED_FLAGS=(${SEED:+--seed "$SEED"})
 
-# warm_start_dir KIND: the folder a warm start of this model, data, recipe and flags is trained into
-warm_start_dir() {
-  local recipe="$1" fp
-  fp="$("$PYTHON" -m open_r1.training.warm_start "$BASE_MODEL" ${DATA_PATHS//:/ } "$recipe" \
-        -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$NPROC_PER_NODE")"
-  echo "${WARM_START_DIR:-$REPO_HOME/output/warm-start/$(basename "$BASE_MODEL")-$WARM_START-$fp}"
+# warm_start_fingerprint RECIPE: 16 hex digits over what decides the warm start (model, data, recipe, flags)
+warm_start_fingerprint() {
+  "$PYTHON" -m open_r1.training.warm_start "$BASE_MODEL" ${DATA_PATHS//:/ } "$1" \
+    -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$NPROC_PER_NODE"
 }
 
 case "$WARM_START" in
@@ -56,16 +54,19 @@ case "$WARM_START" in
     else
       sft_recipe="${SFT_CONFIG:-$([[ "$ON_GPU" == 1 ]] && echo local_scripts/llamafactory/qwen2_5_vl_full_sft.yaml || echo local_scripts/llamafactory/tiny_cpu_sft.yaml)}"
     fi
-    WARM_DIR="$(warm_start_dir "$sft_recipe")"
-    if [[ -f "$WARM_DIR/warm_start.done" ]]; then
+    WARM_FP="$(warm_start_fingerprint "$sft_recipe")"
+    WARM_DIR="${WARM_START_DIR:-$REPO_HOME/output/warm-start/$(basename "$BASE_MODEL")-$WARM_START-$WARM_FP}"
+    if [[ "$(cat "$WARM_DIR/warm_start.done" 2>/dev/null)" == "$WARM_FP" ]]; then
       echo "[geo-r] warm start: reusing $WARM_DIR (same model, data, recipe and flags)"
     else
+      [[ -f "$WARM_DIR/warm_start.done" ]] && echo "[geo-r] warm start: $WARM_DIR was trained from another model, data, recipe or flags: training it again"
       echo "[geo-r] warm start: $WARM_START SFT of $BASE_MODEL into $WARM_DIR"
       # on several nodes WARM_DIR is on a shared file system: node 0 alone clears what an interrupted try left
       [[ "${NODE_RANK:-0}" == 0 ]] && rm -rf "$WARM_DIR"
       mkdir -p "$WARM_DIR"
       warm_log="$WARM_DIR.log"; [[ "${NODE_RANK:-0}" != 0 ]] && warm_log="$WARM_DIR.node${NODE_RANK}.log"
-      sft_env=(OUTPUT_DIR="$WARM_DIR" RUN_NAME="$(basename "$WARM_DIR")" CONFIG="$sft_recipe" MASTER_PORT=)
+      sft_env=(OUTPUT_DIR="$WARM_DIR" RUN_NAME="$(basename "$WARM_DIR")" CONFIG="$sft_recipe" MASTER_PORT=
+               DATA_PATHS="$DATA_PATHS" IMAGE_FOLDERS="$IMAGE_FOLDERS" NPROC_PER_NODE="$NPROC_PER_NODE")
       [[ "$EMBEDDED" == 1 ]] && sft_env+=(MODEL="$BASE_MODEL")
       [[ "$ON_GPU" == 0 && "$WARM_START" == native ]] && sft_env+=(DS_CONFIG="$DS_CONFIG")
       if [[ "$WARM_START" == native ]]; then
@@ -75,7 +76,7 @@ case "$WARM_START" in
         env "${sft_env[@]}" bash run_scripts/run_sft_llamafactory.sh ${SEED:+seed="$SEED"} > "$warm_log" 2>&1 \
           || { tail -n 40 "$warm_log"; echo "[geo-r] the warm start failed: log in $warm_log" >&2; exit 1; }
       fi
-      [[ "${NODE_RANK:-0}" == 0 ]] && touch "$WARM_DIR/warm_start.done"
+      [[ "${NODE_RANK:-0}" == 0 ]] && echo "$WARM_FP" > "$WARM_DIR/warm_start.done"
     fi
     MODEL="$WARM_DIR"; [[ -d "$WARM_DIR/merged" ]] && MODEL="$WARM_DIR/merged"  # a LoRA warm start, merged
     ;;

@@ -3,6 +3,7 @@
     grpo_jsonl.py  GRPOScriptArguments (DataArguments + RewardArguments), GRPOConfig, ModelConfig
     sft.py         SFTScriptArguments (DataArguments), SFTConfig, ModelConfig
     eval_geo.py    EvalArguments, ModelArguments, SamplingArguments
+    difficulty.py  DifficultyArguments (EvalArguments), ModelArguments, SamplingArguments
     predict.py     PredictArguments, ModelArguments, SamplingArguments
     data/to_llamafactory.py  ExportArguments
 
@@ -16,13 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from open_r1.answer.format import DEFAULT_GEO_QUESTION
-from open_r1.schedules import SCHEDULES
+from open_r1.schedules import SCHEDULES, parse_weight_schedules
 
 SFT_TARGETS = ("chain_of_region", "answer")  # rule-based Chain-of-Region targets, or the rows' own gpt answers
 BENCHMARKS = ("im2gps3k", "yfcc4k", "osv5m")  # benchmarks with published results to --compare with
 METRIC_SETS = ("geo_r", "osv5m")  # evaluation metric definitions: ours, or OSV-5M's exactly
 TOP5_LEVELS = ("region", "country", "city")  # what a correct guess must name for the top-5 weighted score
-REWARD_ERRORS = ("skip", "raise")  # a reward that fails on a completion: no value for it (counted), or stop
+REWARD_ERRORS = ("skip", "raise")
+BALANCE_BY = ("country", "region", "geocell")  # the groups --balance_by draws evenly (with --balance_alpha)
+SAMPLE_BY = ("difficulty",)  # row fields --sample_by draws rows in proportion to  # a reward that fails on a completion: no value for it (counted), or stop
 
 
 @dataclass
@@ -84,6 +87,13 @@ class RewardArguments:
         metadata={"help": "haversine: how tau goes from tau_start to tau_end over training",
                   "choices": list(SCHEDULES)},
     )
+    reward_weight_schedules: list[str] = field(
+        default_factory=list,
+        metadata={"help": "rewards whose weight moves over training, as NAME=START:END[:SCHEDULE] (schedule: "
+                  f"{', '.join(SCHEDULES)}; default linear; step@F switches at share F of training), e.g. "
+                  "hierarchy=1.0:0.2:linear haversine=0.2:1.0:cosine. They replace those rewards' --reward_weights; "
+                  "the weights applied are logged as reward_weights/<name>"},
+    )
     format_penalty: float = field(
         default=-0.1, metadata={"help": "format: reward of a completion without one parseable coordinate pair"}
     )
@@ -108,6 +118,12 @@ class RewardArguments:
     def __post_init__(self) -> None:
         if isinstance(self.reward_funcs, str):
             self.reward_funcs = self.reward_funcs.split()
+        if isinstance(self.reward_weight_schedules, str):
+            self.reward_weight_schedules = self.reward_weight_schedules.split()
+        for schedule in parse_weight_schedules(self.reward_weight_schedules):
+            if schedule.name not in self.reward_funcs:
+                raise ValueError(f"--reward_weight_schedules names {schedule.name!r}, which is not in --reward_funcs "
+                                 f"{self.reward_funcs}")
         if self.tau_schedule not in SCHEDULES:
             raise ValueError(f"tau_schedule must be one of {SCHEDULES}, got {self.tau_schedule!r}")
         if not (self.tau_start > 0 and self.tau_end > 0):
@@ -123,7 +139,29 @@ class RewardArguments:
 
 
 @dataclass
-class GRPOScriptArguments(DataArguments, RewardArguments):
+class RowSamplingArguments:
+    """How often each training row is drawn (see `open_r1.data.sampling`)."""
+
+    balance_by: str | None = field(
+        default=None,
+        metadata={"help": "draw training rows so each group's share is proportional to (its row count) ** "
+                  "--balance_alpha: groups are countries, country/region pairs, or geohash cells", "choices": list(BALANCE_BY)},
+    )
+    balance_alpha: float = field(
+        default=0.5, metadata={"help": "with --balance_by: 1 keeps the data's own mix, 0 draws every group equally"}
+    )
+    balance_geocell_precision: int = field(
+        default=3, metadata={"help": "with --balance_by geocell: geohash characters per cell (3 is about 156 km)"}
+    )
+    sample_by: str | None = field(
+        default=None,
+        metadata={"help": "draw training rows in proportion to this field of theirs ('difficulty', written by "
+                  "python -m open_r1.difficulty)", "choices": list(SAMPLE_BY)},
+    )
+
+
+@dataclass
+class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments):
     """Arguments of `grpo_jsonl.py` beyond TRL's `GRPOConfig` and `ModelConfig`."""
 
     freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
@@ -291,6 +329,40 @@ class EvalArguments(ModelPixelBounds, DataArguments):
         if self.streaming:
             raise ValueError("--streaming is a GRPO training option: evaluation reads its rows up front (it resumes by "
                              "row id); use --max_rows to evaluate on the first rows of a large file")
+
+
+@dataclass
+class DifficultyArguments(EvalArguments):
+    """How hard each training row is for a model (k sampled answers through the evaluation harness), and which
+    rows the hard-sample training file keeps."""
+
+    out: str = field(default="", metadata={"help": "jsonl file to write: the input rows with difficulty, pass_rate, "
+                                             "mean_geoguessr, agreement (those the filters keep)"})
+    data_file_paths: str = field(default="data/demo/train.jsonl", metadata={"help": "training jsonl files, ':'"})
+    output_dir: str = field(
+        default="output/difficulty",
+        metadata={"help": "the harness's folder (predictions.jsonl with every answer); a rerun resumes there"},
+    )
+    num_guesses: int = field(default=4, metadata={"help": "answers sampled per row (k)"})
+    plots: bool = field(default=False, metadata={"help": "also write the harness's plots"})
+    threshold_km: float = field(default=25.0, metadata={"help": "an answer passes within this distance (km)"})
+    drop_solved: bool = field(default=False, metadata={"help": "leave out rows the model solves k/k"})
+    min_difficulty: float = field(default=0.0, metadata={"help": "leave out rows with difficulty (1 - pass rate) "
+                                                                "below this"})
+    hotspot_km: float | None = field(
+        default=None, metadata={"help": "leave out rows within this distance (km) of any row the model solves k/k"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.out:
+            raise ValueError("--out is required: the jsonl file the scored rows go to")
+        if self.threshold_km <= 0 or (self.hotspot_km is not None and self.hotspot_km < 0):
+            raise ValueError("--threshold_km must be positive and --hotspot_km not negative")
+        if not 0.0 <= self.min_difficulty <= 1.0:
+            raise ValueError(f"--min_difficulty must be in [0, 1], got {self.min_difficulty}")
+        if self.val_split_ratio:
+            raise ValueError("--val_split_ratio: score the training file itself (every row of it)")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from open_r1.configs import GRPOScriptArguments
 from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
 from open_r1.rewards import build_reward_funcs, load_reward_module
+from open_r1.schedules import parse_weight_schedules
 from open_r1.training.callbacks import preempted
 from open_r1.training.grpo import build_grpo_trainer
 from open_r1.training.grpo_data import grpo_datasets
@@ -47,6 +48,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         peft_config=get_peft_config(model_args),
         reward_max_failing_steps=script_args.reward_max_failing_steps,
         dedupe_images=script_args.dedupe_images,
+        reward_weight_schedules=parse_weight_schedules(script_args.reward_weight_schedules),
     )
     restore_weights_for_resume(trainer.model, resume.checkpoint, training_args)
     trainer.train(resume_from_checkpoint=resume.checkpoint)

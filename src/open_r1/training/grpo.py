@@ -13,6 +13,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from open_r1.modeling.image_dedupe import encode_images_once
 from open_r1.modeling.loading import ensure_left_padding
+from open_r1.schedules import WeightSchedule
 from open_r1.training.callbacks import (
     EpochSeedCallback,
     NoLearningSignalCallback,
@@ -20,6 +21,7 @@ from open_r1.training.callbacks import (
     RewardFaultCallback,
 )
 from open_r1.training.progress import ProgressLines, drop_dict_printers
+from open_r1.training.reward_weights import RewardWeightScheduleCallback
 from open_r1.training.run import resolve_reporting
 
 logger = logging.getLogger(__name__)
@@ -43,11 +45,13 @@ def build_grpo_trainer(
     peft_config=None,
     reward_max_failing_steps: int = 10,
     dedupe_images: bool = True,
+    reward_weight_schedules: Sequence[WeightSchedule] = (),
 ) -> GRPOTrainer:
     """A `GRPOTrainer` whose processor pads on the left, whatever the caller handed in. It saves and stops at
     the next step on SIGTERM/SIGUSR1, and stops when a reward has failed on `reward_max_failing_steps`
     consecutive steps (0: never). With `dedupe_images`, the policy's and the reference model's vision towers
-    encode each distinct image of a batch once (GRPO repeats every prompt's images num_generations times)."""
+    encode each distinct image of a batch once (GRPO repeats every prompt's images num_generations times).
+    `reward_weight_schedules` move those rewards' weights in TRL's own weight tensor at each step."""
     if not reward_funcs:
         raise ValueError("no reward functions: pass --reward_funcs (see open_r1.rewards.REWARDS for the names)")
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
@@ -72,6 +76,8 @@ def build_grpo_trainer(
         ],
     )
     drop_dict_printers(trainer)
+    if reward_weight_schedules:
+        trainer.add_callback(RewardWeightScheduleCallback(trainer, reward_weight_schedules))
     if dedupe_images:  # the reference model is TRL's own copy, loaded in GRPOTrainer's __init__
         encode_images_once(trainer.model)
         encode_images_once(trainer.ref_model)

@@ -10,9 +10,11 @@ from pathlib import Path
 from datasets import Dataset, IterableDataset
 from trl import GRPOConfig
 
-from open_r1.configs import DataArguments
+from open_r1.configs import GRPOScriptArguments
 from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_images
 from open_r1.data.jsonl import load_rows
+from open_r1.data.rows import Row
+from open_r1.data.sampling import RowSampling, RowWeights, describe_shares, group_key, weighted_draw
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +25,29 @@ def _resumed_step(checkpoint: str | None) -> int:
     return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
 
 
+def _resample(train: Dataset, rows: list[Row], sampling: RowSampling, seed: int) -> Dataset:
+    """The training rows redrawn (with replacement, as many as there are) by their sampling weights, seeded, so
+    TRL's sampler shuffles and resumes the same draw."""
+    if len(train) == len(rows):
+        kept = rows  # nothing held out: the dataset is the rows, in order
+    else:
+        by_id = {row.id: row for row in rows}
+        kept = [by_id[row_id] for row_id in train["id"]]
+    weights = RowWeights.fit(sampling, kept)
+    row_weights = [weights(row) for row in kept]
+    order = weighted_draw(row_weights, len(kept), seed)
+    if sampling.balance_by is not None:
+        keys = [group_key(row, sampling.balance_by, sampling.geocell_precision) for row in kept]
+        logger.info("--balance_by %s --balance_alpha %g: %s", sampling.balance_by, sampling.alpha,
+                    describe_shares(keys, row_weights))
+    if sampling.sample_by is not None:
+        drawn = len(set(order))
+        logger.info("--sample_by %s: %d of %d rows drawn at least once", sampling.sample_by, drawn, len(kept))
+    return train.select(order)
+
+
 def grpo_datasets(
-    data_args: DataArguments, training_args: GRPOConfig, resume_from: str | None = None
+    data_args: GRPOScriptArguments, training_args: GRPOConfig, resume_from: str | None = None
 ) -> tuple[Dataset | IterableDataset, Dataset | None]:
     """(train, eval) datasets with decoded images on access; eval is None without --val_split_ratio."""
     if not data_args.streaming:
@@ -37,6 +60,9 @@ def grpo_datasets(
         train, held_out = split_for_validation(
             rows_to_dataset(rows, data_args.question_template), data_args.val_split_ratio, training_args.seed
         )
+        sampling = RowSampling.from_args(data_args)
+        if sampling.active:
+            train = _resample(train, rows, sampling, training_args.seed)
         logger.info("%d training rows, %d held out", len(train), len(held_out) if held_out else 0)
         return with_images(train, data_args.max_pixels), with_images(held_out, data_args.max_pixels) if held_out else None
 
@@ -72,5 +98,6 @@ def grpo_datasets(
         allow_absolute_image_paths=data_args.allow_absolute_image_paths,
         # every rank reads the whole stream (Accelerate slices each global batch): decode only this rank's rows
         decode_only=RankRows.for_grpo(training_args),
+        sampling=RowSampling.from_args(data_args),
     )
     return train, None

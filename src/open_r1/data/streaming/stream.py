@@ -18,6 +18,7 @@ from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
 from open_r1.data.jsonl import parse_row, split_paths
 from open_r1.data.rows import DataError, Row
+from open_r1.data.sampling import RowSampling, RowWeights, StreamWeights, describe_counts
 from open_r1.data.streaming.blocks import CHUNK_BYTES, Block, jsonl_blocks, read_block
 from open_r1.data.streaming.rank_rows import NotDecoded
 from open_r1.data.streaming.shards import (
@@ -101,6 +102,7 @@ class RowStream:
         open_blocks: int = OPEN_BLOCKS,
         allow_absolute_image_paths: bool = False,
         decode_only: Callable[[int], bool] | None = None,
+        sampling: RowSampling | None = None,
     ):
         if (rank is None) != (world_size is None) or (world_size is not None and not 0 <= rank < world_size):
             raise ValueError(f"rank and world_size go together, with 0 <= rank < world_size (got {rank}, {world_size})")
@@ -122,6 +124,9 @@ class RowStream:
         # `NotDecoded` placeholders: a rank's share of a stream every rank reads (see `RankRows`)
         self.decode_only = decode_only
         self.skipped = 0  # bad rows skipped so far (with skip_bad_rows)
+        # geo-balanced / difficulty-weighted: each row comes out a seeded number of times around its expected count
+        self.sampling = sampling if sampling is not None and sampling.active else None
+        self._weights: StreamWeights | None = None
         self._blocks: list[Block] | None = None
 
     # -- reading
@@ -147,6 +152,33 @@ class RowStream:
             for number, line in read_block(block, source.path):
                 yield (block.source, number, line)
 
+    def stream_weights(self) -> StreamWeights:
+        """The sampling weights, from two passes over every row's labels (no images) the first time: group sizes,
+        then the total weight; memory holds the group counts only."""
+        if self._weights is None:
+            def rows() -> Iterator[Row]:
+                return (self._parse(ref, False)[0] for block in self.blocks() for ref in self._refs(block))
+
+            weights = RowWeights.fit(self.sampling, rows())
+            count, total = 0, 0.0
+            for row in rows():
+                count, total = count + 1, total + weights(row)
+            self._weights = StreamWeights(weights, count, total)
+            if self.sampling.balance_by is not None:
+                logger.info("--balance_by %s --balance_alpha %g over the stream's %d rows: %s", self.sampling.balance_by,
+                            self.sampling.alpha, count, describe_counts(weights.counts, self.sampling.alpha))
+        return self._weights
+
+    def _weighted(self, reader: Iterator[tuple], rng: random.Random) -> Iterator[tuple]:
+        """Each reference of `reader` as many times as its sampling weight draws (once without sampling)."""
+        if self.sampling is None:
+            yield from reader
+            return
+        weights = self.stream_weights()
+        for ref in reader:
+            for _ in range(weights.copies(self._parse(ref, False)[0], rng)):
+                yield ref
+
     def _epoch_refs(self, epoch: int) -> Iterator[tuple]:
         """All rows of one epoch in the order this (seed, epoch) gives; rows are still unparsed references."""
         rng = random.Random(f"{self.seed}:{epoch}")
@@ -157,7 +189,7 @@ class RowStream:
         buffer: list[tuple] = []
         while pending or active:
             while pending and len(active) < self.open_blocks:
-                active.append(self._refs(pending.popleft()))
+                active.append(self._weighted(self._refs(pending.popleft()), rng))
             reader = active.popleft()
             ref = next(reader, None)
             if ref is None:
@@ -174,21 +206,24 @@ class RowStream:
 
     # -- building rows
 
-    def _row(self, ref: tuple, decode: bool = True) -> dict[str, Any]:
+    def _parse(self, ref: tuple, decode: bool = True) -> tuple[Row, list]:
+        """The row a reference points to, and its image files (read only with `decode`, for shards)."""
         source = self.sources[ref[0]]
         if source.image_folder is None:
-            row, image_files = self._shard_row(ref[1], decode)
-        else:
-            _, number, line = ref
-            where = f"{source.path}:{number}"
-            try:
-                raw = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError as err:
-                raise DataError(f"{where}: not UTF-8 text: {err.reason} at byte {err.start}") from None
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: invalid JSON: {err.msg} (column {err.colno})") from None
-            row = parse_row(raw, where, source.image_folder, False, self.allow_absolute_image_paths)
-            image_files = row.image_paths
+            return self._shard_row(ref[1], decode)
+        _, number, line = ref
+        where = f"{source.path}:{number}"
+        try:
+            raw = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise DataError(f"{where}: not UTF-8 text: {err.reason} at byte {err.start}") from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"{where}: invalid JSON: {err.msg} (column {err.colno})") from None
+        row = parse_row(raw, where, source.image_folder, False, self.allow_absolute_image_paths)
+        return row, row.image_paths
+
+    def _row(self, ref: tuple, decode: bool = True) -> dict[str, Any]:
+        row, image_files = self._parse(ref, decode)
         record = row.to_dict()
         record["prompt"] = prompt_messages(row, self.question_template)
         if self.decode_images and not decode:
@@ -232,7 +267,9 @@ class RowStream:
     def __call__(self) -> Iterator[dict[str, Any]]:
         position, epoch_rows, yielded = 0, None, 0
         for epoch in itertools.count() if self.epochs is None else range(self.epochs):
-            if epoch_rows and self.start_row - position >= epoch_rows:
+            # a whole epoch before the resume point need not be read, when epochs have one length (weighted
+            # sampling draws each epoch's length)
+            if epoch_rows and self.sampling is None and self.start_row - position >= epoch_rows:
                 position += epoch_rows  # a whole epoch before the resume point: no need to read it
                 continue
             start, tried, good = position, 0, 0

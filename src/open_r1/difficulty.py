@@ -1,0 +1,72 @@
+"""Score how hard each training row is for a model, and write the hard-sample training file.
+
+    python -m open_r1.difficulty --model_name_or_path output/sft --data_file_paths data/train.jsonl \
+        --image_folders data/images --num_guesses 4 --out data/train_scored.jsonl
+    python -m open_r1.difficulty ... --drop_solved --hotspot_km 25 --out data/train_hard.jsonl
+
+The model answers each row k times through the evaluation harness (vLLM when installed and a GPU is present;
+resumable in --output_dir); each row is written with difficulty, pass_rate, mean_geoguessr and agreement (see
+open_r1.data.difficulty) and every field it had. The filters leave out rows the model solves k/k, rows easier
+than --min_difficulty, and rows near the solved ones (--hotspot_km); train on the file as it is, or on the whole
+scored file with --sample_by difficulty. Image paths stay relative to the same --image_folders.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from trl import TrlParser
+
+from open_r1.configs import DifficultyArguments, ModelArguments, SamplingArguments
+from open_r1.data.difficulty import keep_mask, score_guesses, with_scores, write_rows
+from open_r1.data.jsonl import iter_jsonl, pair_files_with_folders, parse_row
+from open_r1.evaluation.harness import PREDICTIONS, evaluate
+
+logger = logging.getLogger(__name__)
+
+
+def record_guesses(record: dict) -> list[tuple[float | None, float | None]]:
+    """Every answer's (lat, lon) in a harness record (one answer: the record's own prediction)."""
+    if "guesses" in record:
+        return [(g["lat"], g["lon"]) for g in record["guesses"]]
+    return [(record["pred_lat"], record["pred_lon"])]
+
+
+def main(args: DifficultyArguments, model_args: ModelArguments, sampling_args: SamplingArguments) -> int:
+    """Score, filter and write the rows; returns the number written."""
+    evaluate(args, model_args, sampling_args)
+    records = {}
+    with open(Path(args.output_dir) / PREDICTIONS, encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            records[record["id"]] = record
+    raws, scores, lats, lons = [], [], [], []
+    for path, folder in pair_files_with_folders(args.data_file_paths, args.image_folders):
+        for number, raw in iter_jsonl(path):
+            if args.max_rows is not None and len(raws) >= args.max_rows:
+                break
+            where = f"{path}:{number}"
+            row = parse_row(raw, where, folder, False, args.allow_absolute_image_paths)
+            score = score_guesses(record_guesses(records[row.id]), row.lat, row.lon, args.threshold_km)
+            raws.append(with_scores(raw, score, where))
+            scores.append(score)
+            lats.append(row.lat)
+            lons.append(row.lon)
+    keep = keep_mask(scores, lats, lons, drop_solved=args.drop_solved, min_difficulty=args.min_difficulty,
+                     hotspot_km=args.hotspot_km)
+    written = write_rows(args.out, (raw for raw, k in zip(raws, keep) if k))
+    solved = sum(s.pass_rate >= 1.0 for s in scores)
+    logger.info("%d rows scored (k=%d, %g km): mean pass rate %.3f, %d solved k/k; %d written to %s",
+                len(scores), args.num_guesses, args.threshold_km, sum(s.pass_rate for s in scores) / max(1, len(scores)),
+                solved, written, args.out)
+    if not written:
+        logger.warning("every row was filtered out: %s holds no rows to train on", args.out)
+    return written
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    parser = TrlParser((DifficultyArguments, ModelArguments, SamplingArguments))
+    main(*parser.parse_args_and_config())
