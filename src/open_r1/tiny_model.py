@@ -18,8 +18,6 @@ import json
 import logging
 from pathlib import Path
 
-import torch
-
 logger = logging.getLogger(__name__)
 
 DEFAULT_TINY_DIR = Path(".cache/tiny-qwen2.5-vl")
@@ -255,6 +253,8 @@ def _give_image_tokens_a_shared_direction(model) -> None:
     city for every photo after SFT). A pretrained merger's outputs share such a component; this gives the toy
     model one, and with it the demo's SFT names the right city for about half the held-out photos.
     """
+    import torch
+
     linear = model.model.visual.merger.mlp[-1]
     direction = torch.randn(linear.out_features, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -271,9 +271,9 @@ def build_tiny_model(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Write a tiny Qwen2.5-VL (weights, config, processor, generation config) to `out` and return the path."""
-    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
-
+    """Write a tiny Qwen2.5-VL (weights, config, processor, generation config) to `out` and return the path.
+    When `out` already holds the same model this returns before importing torch or transformers, so a launcher's
+    check costs a fraction of a second."""
     out = Path(out)
     marker = out / "tiny_model.json"
     spec = {
@@ -288,6 +288,9 @@ def build_tiny_model(
     if not overwrite and marker.exists() and json.loads(marker.read_text()) == spec:
         logger.info("tiny model already at %s", out)
         return out
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
     torch.manual_seed(seed)
     processor = build_processor(vocab=vocab)
     tokenizer = processor.tokenizer
