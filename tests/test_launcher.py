@@ -1,13 +1,19 @@
-"""The real launcher end to end on CPU: 2 processes under DeepSpeed ZeRO-3, a checkpoint, then resume; a finished
-run left alone; `kill -9` after a save and a preemption signal, each resumed by the same command to the end on
-the rows an uninterrupted run trains on (in memory and streamed); a reward failing on one rank stops every rank."""
+"""The real launcher end to end on CPU: 2 processes under DeepSpeed ZeRO-3, checkpoints and a whole saved model; a
+finished run left alone, and resumed when given more steps; `kill -9` after a save and a preemption signal, each
+resumed by the same command to the end on the rows an uninterrupted run trains on (in memory and streamed); each
+rank of a streamed run decodes only its share of the images; a reward failing on one rank stops every rank.
+
+Every launch costs about a minute of start-up on 2 CPU cores, so tests that only look at a run share it (module
+fixtures) and the interruptions of one run follow each other: kill -9, resume, preemption, resume."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import textwrap
 import time
 from collections import Counter
 
@@ -27,8 +33,18 @@ ROWS_RUN = ["--reward_funcs", "logged_rows", "--reward_weights", "1.0", "--rewar
             "--num_generations", "4", "--max_steps", "4", "--save_steps", "2"]
 
 
+def with_steps(flags: list[str], max_steps: int) -> list[str]:
+    """flags with --max_steps set to max_steps."""
+    at = flags.index("--max_steps") + 1
+    return [*flags[:at], str(max_steps), *flags[at + 1:]]
+
+
 def launcher_env(output_dir, **extra) -> dict:
-    env = dict(os.environ, OUTPUT_DIR=str(output_dir), REPORT_TO="none", CUDA_VISIBLE_DEVICES="", **extra)
+    """The embedded default (no MODEL), pinned to what these tests are about: GRPO from the base tiny model under
+    ZeRO-3, with no SFT warm start and no held-out evaluation around it, whatever the launcher's defaults are."""
+    env = dict(os.environ, OUTPUT_DIR=str(output_dir), REPORT_TO="none", CUDA_VISIBLE_DEVICES="", WARM_START="none",
+               EVAL="0", DS_CONFIG=str(REPO / "local_scripts" / "zero3_cpu.json"))
+    env.update(extra)
     env.pop("MODEL", None)
     return env
 
@@ -103,36 +119,63 @@ def logged_steps(checkpoint) -> list[int]:
     return [h["step"] for h in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"] if "loss" in h]
 
 
-def uninterrupted(root, *flags) -> dict:
-    """Rows per (rank, step) of a run of ROWS_RUN that nothing interrupts."""
+# Counts, per rank, the images a run decodes: a sitecustomize on the ranks' PYTHONPATH wraps `load_image`.
+DECODE_COUNTER = textwrap.dedent("""
+    import os
+    if os.environ.get("GEO_R_DECODE_LOG") and os.environ.get("LOCAL_RANK") is not None:
+        import open_r1.data.images as images
+        real = images.load_image
+        def load_image(source, *args, **kwargs):
+            path = os.path.join(os.environ["GEO_R_DECODE_LOG"], "rank%s" % os.environ.get("RANK", "0"))
+            with open(path, "a") as log:
+                log.write("%s\\n" % kwargs.get("where", "?"))  # the row: file:line
+            return real(source, *args, **kwargs)
+        images.load_image = load_image
+""")
+
+
+def uninterrupted(root, *flags, **extra) -> tuple[dict, str]:
+    """Rows per (rank, step) of a run of ROWS_RUN that nothing interrupts, and its log."""
     (root / "rows").mkdir(parents=True)
-    launch(root / "run", *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(root / "rows"))
+    log = launch(root / "run", *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(root / "rows"), **extra)
     rows, seen = rows_by_step(root / "rows")
     assert sorted(rows) == [(f"rank{r}", s) for r in range(2) for s in range(4)] and set(seen.values()) == {1}
-    return rows
+    return rows, log
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, tiny_model_dir):
+    """(folder, rows per (rank, step), log) of the uninterrupted in-memory run: checkpoints 2 and 4, a model."""
     root = tmp_path_factory.mktemp("reference")
-    return root, uninterrupted(root)
+    return root, *uninterrupted(root)
+
+
+@pytest.fixture(scope="module")
+def streamed_reference(tmp_path_factory, tiny_model_dir):
+    """(folder, rows per (rank, step), log) of the uninterrupted streamed run, whose ranks log each image they
+    decode in <folder>/decodes/rank<RANK>."""
+    root = tmp_path_factory.mktemp("streamed")
+    (root / "site").mkdir()
+    (root / "site" / "sitecustomize.py").write_text(DECODE_COUNTER)
+    (root / "decodes").mkdir()
+    pythonpath = os.pathsep.join(p for p in [str(root / "site"), os.environ.get("PYTHONPATH")] if p)
+    return root, *uninterrupted(root, "--streaming", "true", GEO_R_DECODE_LOG=str(root / "decodes"),
+                                PYTHONPATH=pythonpath)
 
 
 def final_step(folder) -> int:
     return json.loads((folder / "trainer_state.json").read_text())["global_step"]
 
 
-def test_two_process_zero3_run_checkpoints_updates_weights_and_resumes(tmp_path, tiny_model_dir):
-    """The launcher's 2-process ZeRO-3 run: it logs rewards, writes a checkpoint with ZeRO-3 state, saves a whole
-    (unpartitioned) model whose weights differ from the base, and a second launch resumes from the checkpoint.
+def test_two_process_zero3_run_logs_rewards_checkpoints_and_updates_weights(reference, tiny_model_dir):
+    """The launcher's 2-process ZeRO-3 run: it logs rewards, writes a checkpoint with ZeRO-3 state, and saves a
+    whole (unpartitioned) model whose weights differ from the base.
 
     It checks that the optimizer updated the weights (some tensor differs from the base), not that the model
-    learned: two steps are too few to tell a better reward from noise.
+    learned: four steps are too few to tell a better reward from noise.
     """
-    out = tmp_path / "run"
-    dense = ["--reward_funcs", "distinct_chars", "--reward_weights", "1.0", "--reward_module", "tests/fixtures/dense_reward.py",
-             "--max_completion_length", "16", "--per_device_train_batch_size", "4", "--num_generations", "4"]
-    log = launch(out, "--max_steps", "2", "--save_steps", "2", *dense)
+    root, _, log = reference
+    out = root / "run"
     assert "embedded default" in log
     assert "'reward':" in log or '"reward":' in log, "no reward was logged"
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()
@@ -146,13 +189,9 @@ def test_two_process_zero3_run_checkpoints_updates_weights_and_resumes(tmp_path,
     assert set(base) == set(trained), "ZeRO-3 saved a partial (partitioned) model"
     assert any(not torch.equal(base[k], trained[k]) for k in base), "the weights did not change"
 
-    log = launch(out, "--max_steps", "3", "--save_steps", "3", *dense)
-    assert "resuming from" in log and "checkpoint-2" in log
-    assert final_step(out / "checkpoint-3") == 3
 
-
-def test_the_same_command_on_a_finished_run_does_nothing_and_says_so(reference):
-    root, _ = reference
+def test_the_same_command_on_a_finished_run_does_nothing_and_more_steps_resume_it(reference, tmp_path):
+    root, _, _ = reference
     out = root / "run"
     saved = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     log = launch(out, *ROWS_RUN, GEO_R_ROW_LOG=str(root / "rows"))
@@ -161,66 +200,100 @@ def test_the_same_command_on_a_finished_run_does_nothing_and_says_so(reference):
         k: v for k, v in saved.items() if k != "train.log"}, "the finished run's files changed"
     assert rows_by_step(root / "rows")[1].total() == 8, "it trained again"
 
+    # the same run given a fifth step (a copy: the other tests look at the finished one)
+    more = tmp_path / "run"
+    shutil.copytree(out, more)
+    log = launch(more, *with_steps(ROWS_RUN, 5))
+    assert "resuming from" in log and "checkpoint-4" in log
+    assert final_step(more / "checkpoint-5") == 5
 
-def kill_9_after_the_first_save_then_resume(tmp_path, *flags) -> tuple[dict, int]:
-    """kill -9 the whole launch as soon as checkpoint-2 is complete, run the same command again; the rows per
-    (rank, step) it trained on, and how many steps were scored twice (work lost to the kill)."""
-    out, rows = tmp_path / "run", tmp_path / "rows"
-    rows.mkdir()
+
+def kill_9_after_a_save(out, rows, *flags) -> None:
+    """Start ROWS_RUN and kill -9 the whole launch as soon as checkpoint-2 is complete."""
     proc = start(out, *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(rows))
     try:
         wait_for((out / "checkpoint-2" / "trainer_state.json").is_file, proc, "checkpoint-2")
     finally:
         kill_9(proc)
     assert not (out / "checkpoint-4").exists() and not (out / "model.safetensors").exists()
-    log = launch(out, *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(rows))
-    assert f"resuming from {out / 'checkpoint-2'}" in log
-    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
-    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4], "a step was trained twice or skipped"
-    final, seen = rows_by_step(rows)
+
+
+def retrained_steps(rows) -> int:
+    """Steps scored twice on the rank that scored most again (work lost to interruptions); the steps before the
+    first save are scored once."""
+    _, seen = rows_by_step(rows)
     assert all(seen[(rank, step)] == 1 for rank in ("rank0", "rank1") for step in (0, 1)), "a saved step trained again"
-    retrained = max(sum(n - 1 for (r, _), n in seen.items() if r == rank) for rank in ("rank0", "rank1"))
-    print(f"kill -9 right after checkpoint-2: {retrained} step(s) of work scored again after the resume")
-    return final, retrained
+    return max(sum(n - 1 for (r, _), n in seen.items() if r == rank) for rank in ("rank0", "rank1"))
 
 
-def test_kill_9_after_a_save_resumes_on_the_same_rows_to_the_end(tmp_path, reference):
-    final, retrained = kill_9_after_the_first_save_then_resume(tmp_path)
-    assert final == reference[1], "the resumed run trained on other rows than the uninterrupted one"
-    assert retrained <= 1
-
-
-def test_kill_9_after_a_save_resumes_a_streamed_run_on_the_same_rows(tmp_path):
-    expected = uninterrupted(tmp_path / "reference", "--streaming", "true")
-    final, retrained = kill_9_after_the_first_save_then_resume(tmp_path, "--streaming", "true")
-    assert final == expected, "the resumed stream trained on other rows than the uninterrupted one"
-    assert retrained <= 1
-
-
-def test_a_preemption_signal_on_one_rank_saves_stops_every_rank_and_the_same_command_finishes(tmp_path, reference):
-    """SIGUSR1 (Slurm's warning) to rank 1 alone during step 1: both ranks save the same checkpoint and stop
-    cleanly without a final model; the same command resumes there and ends at max_steps on the same rows."""
+def test_kill_9_then_a_preemption_signal_each_resume_on_the_same_rows_to_the_end(tmp_path, reference):
+    """kill -9 right after checkpoint-2; the same command resumes there; SIGUSR1 (Slurm's warning) to rank 1 alone
+    during its first step: both ranks save the same checkpoint and stop cleanly without a final model; the same
+    command resumes there and ends at max_steps on the rows of the uninterrupted run."""
     out, rows = tmp_path / "run", tmp_path / "rows"
     rows.mkdir()
+    kill_9_after_a_save(out, rows)
+
+    scored = len((rows / "rank1.jsonl").read_text().splitlines())
     proc = start(out, *ROWS_RUN, GEO_R_ROW_LOG=str(rows))
     try:
-        wait_for((rows / "rank1.jsonl").is_file, proc, "the first step's rewards")
+        wait_for(lambda: len((rows / "rank1.jsonl").read_text().splitlines()) > scored, proc,
+                 "the resumed run's first rewards")
         rank_process(proc, 1).send_signal(signal.SIGUSR1)
         assert proc.wait(timeout=600) == 0
     finally:
         if proc.poll() is None:
             kill_9(proc)
     log = (tmp_path / "run.log").read_text()
+    assert f"resuming from {out / 'checkpoint-2'}" in log
     saved = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
-    assert saved and saved[-1] < 4, f"no checkpoint before the end: {saved}\n{log[-4000:]}"
+    assert saved and 2 < saved[-1] < 4, f"no checkpoint between the resume and the end: {saved}\n{log[-4000:]}"
     assert f"preemption signal on 1 rank(s): saving checkpoint-{saved[-1]} and stopping" in log
     assert not (out / "model.safetensors").exists(), "a preempted run saved a final model"
 
     log = launch(out, *ROWS_RUN, GEO_R_ROW_LOG=str(rows))
     assert f"resuming from {out / f'checkpoint-{saved[-1]}'}" in log
-    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4]
-    assert rows_by_step(rows)[0] == reference[1]
+    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4], "a step was trained twice or skipped"
+    assert rows_by_step(rows)[0] == reference[1], "the resumed run trained on other rows than the uninterrupted one"
+    retrained = retrained_steps(rows)
+    print(f"kill -9 right after checkpoint-2, then a preemption: {retrained} step(s) of work scored again")
+    assert retrained <= 1, "the preemption lost work too"
     assert (out / "model.safetensors").is_file()
+
+
+def test_kill_9_after_a_save_resumes_a_streamed_run_on_the_same_rows(tmp_path, streamed_reference):
+    out, rows = tmp_path / "run", tmp_path / "rows"
+    rows.mkdir()
+    kill_9_after_a_save(out, rows, "--streaming", "true")
+    log = launch(out, *ROWS_RUN, "--streaming", "true", GEO_R_ROW_LOG=str(rows))
+    assert f"resuming from {out / 'checkpoint-2'}" in log
+    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4], "a step was trained twice or skipped"
+    assert rows_by_step(rows)[0] == streamed_reference[1], "the resumed stream trained on other rows"
+    retrained = retrained_steps(rows)
+    print(f"kill -9 right after checkpoint-2 of a stream: {retrained} step(s) of work scored again after the resume")
+    assert retrained <= 1
+
+
+def test_each_rank_decodes_its_share_of_a_streamed_run(streamed_reference):
+    """Each rank of the streamed run decodes only its share of the stream's images."""
+    root, _, log = streamed_reference
+    assert "start-up check:" in log
+    steps, per_device, generations = 4, 4, 4  # ROWS_RUN
+    decodes = {rank: (root / "decodes" / f"rank{rank}").read_text().splitlines() for rank in range(2)}
+    rows = {rank: set(wheres) for rank, wheres in decodes.items()}
+    # 2 ranks x 4 completions = 8 a step = 2 prompts, one per rank; the dataloader reads one generation ahead,
+    # so the stream yields at most (steps + 1) * 2 rows, every rank reading all of them (the shuffle buffer holds
+    # raw lines, never decoded images)
+    rows_read = (steps + 1) * 2 * per_device // generations
+    print({rank: f"{len(rows[rank])} rows, {len(decodes[rank])} images decoded" for rank in rows},
+          f"of at most {rows_read} rows read by each rank")
+    assert all(":" in where for wheres in rows.values() for where in wheres), decodes
+    for rank in rows:
+        assert 1 <= len(rows[rank]) <= rows_read // 2, (rank, decodes[rank])
+        assert all(decodes[rank].count(where) <= 4 for where in rows[rank])  # each row once (up to 4 views)
+    assert not rows[0] & rows[1]  # no row decoded twice: each prompt's group lives on one rank here
 
 
 def test_a_reward_failing_on_one_rank_stops_every_rank_with_its_traceback(tmp_path):
