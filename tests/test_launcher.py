@@ -4,7 +4,7 @@ resumed by the same command to the end on the rows an uninterrupted run trains o
 rank of a streamed run decodes only its share of the images; a reward failing on one rank stops every rank.
 
 Every launch costs about a minute of start-up on 2 CPU cores, so tests that only look at a run share it (module
-fixtures) and the interruptions of one run follow each other: kill -9, resume, preemption, resume."""
+fixtures): the uninterrupted in-memory run and the uninterrupted streamed run."""
 
 from __future__ import annotations
 
@@ -208,72 +208,64 @@ def test_the_same_command_on_a_finished_run_does_nothing_and_more_steps_resume_i
     assert final_step(more / "checkpoint-5") == 5
 
 
-def kill_9_after_a_save(out, rows, *flags) -> None:
-    """Start ROWS_RUN and kill -9 the whole launch as soon as checkpoint-2 is complete."""
+def kill_9_after_the_first_save_then_resume(tmp_path, *flags) -> tuple[dict, int]:
+    """kill -9 the whole launch as soon as checkpoint-2 is complete, run the same command again; the rows per
+    (rank, step) it trained on, and how many steps were scored twice (work lost to the kill)."""
+    out, rows = tmp_path / "run", tmp_path / "rows"
+    rows.mkdir()
     proc = start(out, *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(rows))
     try:
         wait_for((out / "checkpoint-2" / "trainer_state.json").is_file, proc, "checkpoint-2")
     finally:
         kill_9(proc)
     assert not (out / "checkpoint-4").exists() and not (out / "model.safetensors").exists()
-
-
-def retrained_steps(rows) -> int:
-    """Steps scored twice on the rank that scored most again (work lost to interruptions); the steps before the
-    first save are scored once."""
-    _, seen = rows_by_step(rows)
+    log = launch(out, *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(rows))
+    assert f"resuming from {out / 'checkpoint-2'}" in log
+    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4], "a step was trained twice or skipped"
+    final, seen = rows_by_step(rows)
     assert all(seen[(rank, step)] == 1 for rank in ("rank0", "rank1") for step in (0, 1)), "a saved step trained again"
-    return max(sum(n - 1 for (r, _), n in seen.items() if r == rank) for rank in ("rank0", "rank1"))
+    retrained = max(sum(n - 1 for (r, _), n in seen.items() if r == rank) for rank in ("rank0", "rank1"))
+    print(f"kill -9 right after checkpoint-2: {retrained} step(s) of work scored again after the resume")
+    return final, retrained
 
 
-def test_kill_9_then_a_preemption_signal_each_resume_on_the_same_rows_to_the_end(tmp_path, reference):
-    """kill -9 right after checkpoint-2; the same command resumes there; SIGUSR1 (Slurm's warning) to rank 1 alone
-    during its first step: both ranks save the same checkpoint and stop cleanly without a final model; the same
-    command resumes there and ends at max_steps on the rows of the uninterrupted run."""
+def test_kill_9_after_a_save_resumes_on_the_same_rows_to_the_end(tmp_path, reference):
+    final, retrained = kill_9_after_the_first_save_then_resume(tmp_path)
+    assert final == reference[1], "the resumed run trained on other rows than the uninterrupted one"
+    assert retrained <= 1
+
+
+def test_kill_9_after_a_save_resumes_a_streamed_run_on_the_same_rows(tmp_path, streamed_reference):
+    final, retrained = kill_9_after_the_first_save_then_resume(tmp_path, "--streaming", "true")
+    assert final == streamed_reference[1], "the resumed stream trained on other rows than the uninterrupted one"
+    assert retrained <= 1
+
+
+def test_a_preemption_signal_on_one_rank_saves_stops_every_rank_and_the_same_command_finishes(tmp_path, reference):
+    """SIGUSR1 (Slurm's warning) to rank 1 alone during step 1: both ranks save the same checkpoint and stop
+    cleanly without a final model; the same command resumes there and ends at max_steps on the same rows."""
     out, rows = tmp_path / "run", tmp_path / "rows"
     rows.mkdir()
-    kill_9_after_a_save(out, rows)
-
-    scored = len((rows / "rank1.jsonl").read_text().splitlines())
     proc = start(out, *ROWS_RUN, GEO_R_ROW_LOG=str(rows))
     try:
-        wait_for(lambda: len((rows / "rank1.jsonl").read_text().splitlines()) > scored, proc,
-                 "the resumed run's first rewards")
+        wait_for((rows / "rank1.jsonl").is_file, proc, "the first step's rewards")
         rank_process(proc, 1).send_signal(signal.SIGUSR1)
         assert proc.wait(timeout=600) == 0
     finally:
         if proc.poll() is None:
             kill_9(proc)
     log = (tmp_path / "run.log").read_text()
-    assert f"resuming from {out / 'checkpoint-2'}" in log
     saved = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
-    assert saved and 2 < saved[-1] < 4, f"no checkpoint between the resume and the end: {saved}\n{log[-4000:]}"
+    assert saved and saved[-1] < 4, f"no checkpoint before the end: {saved}\n{log[-4000:]}"
     assert f"preemption signal on 1 rank(s): saving checkpoint-{saved[-1]} and stopping" in log
     assert not (out / "model.safetensors").exists(), "a preempted run saved a final model"
 
     log = launch(out, *ROWS_RUN, GEO_R_ROW_LOG=str(rows))
     assert f"resuming from {out / f'checkpoint-{saved[-1]}'}" in log
-    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
-    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4], "a step was trained twice or skipped"
-    assert rows_by_step(rows)[0] == reference[1], "the resumed run trained on other rows than the uninterrupted one"
-    retrained = retrained_steps(rows)
-    print(f"kill -9 right after checkpoint-2, then a preemption: {retrained} step(s) of work scored again")
-    assert retrained <= 1, "the preemption lost work too"
+    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4]
+    assert rows_by_step(rows)[0] == reference[1]
     assert (out / "model.safetensors").is_file()
-
-
-def test_kill_9_after_a_save_resumes_a_streamed_run_on_the_same_rows(tmp_path, streamed_reference):
-    out, rows = tmp_path / "run", tmp_path / "rows"
-    rows.mkdir()
-    kill_9_after_a_save(out, rows, "--streaming", "true")
-    log = launch(out, *ROWS_RUN, "--streaming", "true", GEO_R_ROW_LOG=str(rows))
-    assert f"resuming from {out / 'checkpoint-2'}" in log
-    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
-    assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4], "a step was trained twice or skipped"
-    assert rows_by_step(rows)[0] == streamed_reference[1], "the resumed stream trained on other rows"
-    retrained = retrained_steps(rows)
-    print(f"kill -9 right after checkpoint-2 of a stream: {retrained} step(s) of work scored again after the resume")
-    assert retrained <= 1
 
 
 def test_each_rank_decodes_its_share_of_a_streamed_run(streamed_reference):
