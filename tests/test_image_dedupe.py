@@ -169,8 +169,10 @@ def test_trl_generation_log_probs_and_loss_match_the_plain_path(tmp_path, tiny_m
 
 
 def launch(output_dir, data, ds_config, *flags, timeout=900) -> None:
+    # GRPO from the base tiny model alone: no SFT warm start, no held-out evaluation, whatever the launcher's defaults
     env = dict(os.environ, OUTPUT_DIR=str(output_dir), REPORT_TO="none", CUDA_VISIBLE_DEVICES="",
-               DATA_PATHS=str(data), IMAGE_FOLDERS=str(REPO / "data/demo/images"), DS_CONFIG=str(ds_config))
+               DATA_PATHS=str(data), IMAGE_FOLDERS=str(REPO / "data/demo/images"), DS_CONFIG=str(ds_config),
+               WARM_START="none", EVAL="0")
     env.pop("MODEL", None)
     result = subprocess.run(["bash", "run_scripts/run_grpo_rec.sh", *flags], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=timeout)

@@ -1,13 +1,19 @@
-"""The real launcher end to end on CPU: 2 processes under DeepSpeed ZeRO-3, a checkpoint, then resume; a finished
-run left alone; `kill -9` after a save and a preemption signal, each resumed by the same command to the end on
-the rows an uninterrupted run trains on (in memory and streamed); a reward failing on one rank stops every rank."""
+"""The real launcher end to end on CPU: 2 processes under DeepSpeed ZeRO-3, checkpoints and a whole saved model; a
+finished run left alone, and resumed when given more steps; `kill -9` after a save and a preemption signal, each
+resumed by the same command to the end on the rows an uninterrupted run trains on (in memory and streamed); each
+rank of a streamed run decodes only its share of the images; a reward failing on one rank stops every rank.
+
+Every launch costs about a minute of start-up on 2 CPU cores, so tests that only look at a run share it (module
+fixtures): the uninterrupted in-memory run and the uninterrupted streamed run."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import textwrap
 import time
 from collections import Counter
 
@@ -27,8 +33,18 @@ ROWS_RUN = ["--reward_funcs", "logged_rows", "--reward_weights", "1.0", "--rewar
             "--num_generations", "4", "--max_steps", "4", "--save_steps", "2"]
 
 
+def with_steps(flags: list[str], max_steps: int) -> list[str]:
+    """flags with --max_steps set to max_steps."""
+    at = flags.index("--max_steps") + 1
+    return [*flags[:at], str(max_steps), *flags[at + 1:]]
+
+
 def launcher_env(output_dir, **extra) -> dict:
-    env = dict(os.environ, OUTPUT_DIR=str(output_dir), REPORT_TO="none", CUDA_VISIBLE_DEVICES="", **extra)
+    """The embedded default (no MODEL), pinned to what these tests are about: GRPO from the base tiny model under
+    ZeRO-3, with no SFT warm start and no held-out evaluation around it, whatever the launcher's defaults are."""
+    env = dict(os.environ, OUTPUT_DIR=str(output_dir), REPORT_TO="none", CUDA_VISIBLE_DEVICES="", WARM_START="none",
+               EVAL="0", DS_CONFIG=str(REPO / "local_scripts" / "zero3_cpu.json"))
+    env.update(extra)
     env.pop("MODEL", None)
     return env
 
@@ -103,36 +119,63 @@ def logged_steps(checkpoint) -> list[int]:
     return [h["step"] for h in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"] if "loss" in h]
 
 
-def uninterrupted(root, *flags) -> dict:
-    """Rows per (rank, step) of a run of ROWS_RUN that nothing interrupts."""
+# Counts, per rank, the images a run decodes: a sitecustomize on the ranks' PYTHONPATH wraps `load_image`.
+DECODE_COUNTER = textwrap.dedent("""
+    import os
+    if os.environ.get("GEO_R_DECODE_LOG") and os.environ.get("LOCAL_RANK") is not None:
+        import open_r1.data.images as images
+        real = images.load_image
+        def load_image(source, *args, **kwargs):
+            path = os.path.join(os.environ["GEO_R_DECODE_LOG"], "rank%s" % os.environ.get("RANK", "0"))
+            with open(path, "a") as log:
+                log.write("%s\\n" % kwargs.get("where", "?"))  # the row: file:line
+            return real(source, *args, **kwargs)
+        images.load_image = load_image
+""")
+
+
+def uninterrupted(root, *flags, **extra) -> tuple[dict, str]:
+    """Rows per (rank, step) of a run of ROWS_RUN that nothing interrupts, and its log."""
     (root / "rows").mkdir(parents=True)
-    launch(root / "run", *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(root / "rows"))
+    log = launch(root / "run", *ROWS_RUN, *flags, GEO_R_ROW_LOG=str(root / "rows"), **extra)
     rows, seen = rows_by_step(root / "rows")
     assert sorted(rows) == [(f"rank{r}", s) for r in range(2) for s in range(4)] and set(seen.values()) == {1}
-    return rows
+    return rows, log
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, tiny_model_dir):
+    """(folder, rows per (rank, step), log) of the uninterrupted in-memory run: checkpoints 2 and 4, a model."""
     root = tmp_path_factory.mktemp("reference")
-    return root, uninterrupted(root)
+    return root, *uninterrupted(root)
+
+
+@pytest.fixture(scope="module")
+def streamed_reference(tmp_path_factory, tiny_model_dir):
+    """(folder, rows per (rank, step), log) of the uninterrupted streamed run, whose ranks log each image they
+    decode in <folder>/decodes/rank<RANK>."""
+    root = tmp_path_factory.mktemp("streamed")
+    (root / "site").mkdir()
+    (root / "site" / "sitecustomize.py").write_text(DECODE_COUNTER)
+    (root / "decodes").mkdir()
+    pythonpath = os.pathsep.join(p for p in [str(root / "site"), os.environ.get("PYTHONPATH")] if p)
+    return root, *uninterrupted(root, "--streaming", "true", GEO_R_DECODE_LOG=str(root / "decodes"),
+                                PYTHONPATH=pythonpath)
 
 
 def final_step(folder) -> int:
     return json.loads((folder / "trainer_state.json").read_text())["global_step"]
 
 
-def test_two_process_zero3_run_checkpoints_updates_weights_and_resumes(tmp_path, tiny_model_dir):
-    """The launcher's 2-process ZeRO-3 run: it logs rewards, writes a checkpoint with ZeRO-3 state, saves a whole
-    (unpartitioned) model whose weights differ from the base, and a second launch resumes from the checkpoint.
+def test_two_process_zero3_run_logs_rewards_checkpoints_and_updates_weights(reference, tiny_model_dir):
+    """The launcher's 2-process ZeRO-3 run: it logs rewards, writes a checkpoint with ZeRO-3 state, and saves a
+    whole (unpartitioned) model whose weights differ from the base.
 
     It checks that the optimizer updated the weights (some tensor differs from the base), not that the model
-    learned: two steps are too few to tell a better reward from noise.
+    learned: four steps are too few to tell a better reward from noise.
     """
-    out = tmp_path / "run"
-    dense = ["--reward_funcs", "distinct_chars", "--reward_weights", "1.0", "--reward_module", "tests/fixtures/dense_reward.py",
-             "--max_completion_length", "16", "--per_device_train_batch_size", "4", "--num_generations", "4"]
-    log = launch(out, "--max_steps", "2", "--save_steps", "2", *dense)
+    root, _, log = reference
+    out = root / "run"
     assert "embedded default" in log
     assert "'reward':" in log or '"reward":' in log, "no reward was logged"
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()
@@ -146,13 +189,9 @@ def test_two_process_zero3_run_checkpoints_updates_weights_and_resumes(tmp_path,
     assert set(base) == set(trained), "ZeRO-3 saved a partial (partitioned) model"
     assert any(not torch.equal(base[k], trained[k]) for k in base), "the weights did not change"
 
-    log = launch(out, "--max_steps", "3", "--save_steps", "3", *dense)
-    assert "resuming from" in log and "checkpoint-2" in log
-    assert final_step(out / "checkpoint-3") == 3
 
-
-def test_the_same_command_on_a_finished_run_does_nothing_and_says_so(reference):
-    root, _ = reference
+def test_the_same_command_on_a_finished_run_does_nothing_and_more_steps_resume_it(reference, tmp_path):
+    root, _, _ = reference
     out = root / "run"
     saved = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     log = launch(out, *ROWS_RUN, GEO_R_ROW_LOG=str(root / "rows"))
@@ -160,6 +199,13 @@ def test_the_same_command_on_a_finished_run_does_nothing_and_says_so(reference):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "train.log"} == {
         k: v for k, v in saved.items() if k != "train.log"}, "the finished run's files changed"
     assert rows_by_step(root / "rows")[1].total() == 8, "it trained again"
+
+    # the same run given a fifth step (a copy: the other tests look at the finished one)
+    more = tmp_path / "run"
+    shutil.copytree(out, more)
+    log = launch(more, *with_steps(ROWS_RUN, 5))
+    assert "resuming from" in log and "checkpoint-4" in log
+    assert final_step(more / "checkpoint-5") == 5
 
 
 def kill_9_after_the_first_save_then_resume(tmp_path, *flags) -> tuple[dict, int]:
@@ -190,10 +236,9 @@ def test_kill_9_after_a_save_resumes_on_the_same_rows_to_the_end(tmp_path, refer
     assert retrained <= 1
 
 
-def test_kill_9_after_a_save_resumes_a_streamed_run_on_the_same_rows(tmp_path):
-    expected = uninterrupted(tmp_path / "reference", "--streaming", "true")
+def test_kill_9_after_a_save_resumes_a_streamed_run_on_the_same_rows(tmp_path, streamed_reference):
     final, retrained = kill_9_after_the_first_save_then_resume(tmp_path, "--streaming", "true")
-    assert final == expected, "the resumed stream trained on other rows than the uninterrupted one"
+    assert final == streamed_reference[1], "the resumed stream trained on other rows than the uninterrupted one"
     assert retrained <= 1
 
 
@@ -221,6 +266,26 @@ def test_a_preemption_signal_on_one_rank_saves_stops_every_rank_and_the_same_com
     assert logged_steps(out / "checkpoint-4") == [1, 2, 3, 4]
     assert rows_by_step(rows)[0] == reference[1]
     assert (out / "model.safetensors").is_file()
+
+
+def test_each_rank_decodes_its_share_of_a_streamed_run(streamed_reference):
+    """Each rank of the streamed run decodes only its share of the stream's images."""
+    root, _, log = streamed_reference
+    assert "start-up check:" in log
+    steps, per_device, generations = 4, 4, 4  # ROWS_RUN
+    decodes = {rank: (root / "decodes" / f"rank{rank}").read_text().splitlines() for rank in range(2)}
+    rows = {rank: set(wheres) for rank, wheres in decodes.items()}
+    # 2 ranks x 4 completions = 8 a step = 2 prompts, one per rank; the dataloader reads one generation ahead,
+    # so the stream yields at most (steps + 1) * 2 rows, every rank reading all of them (the shuffle buffer holds
+    # raw lines, never decoded images)
+    rows_read = (steps + 1) * 2 * per_device // generations
+    print({rank: f"{len(rows[rank])} rows, {len(decodes[rank])} images decoded" for rank in rows},
+          f"of at most {rows_read} rows read by each rank")
+    assert all(":" in where for wheres in rows.values() for where in wheres), decodes
+    for rank in rows:
+        assert 1 <= len(rows[rank]) <= rows_read // 2, (rank, decodes[rank])
+        assert all(decodes[rank].count(where) <= 4 for where in rows[rank])  # each row once (up to 4 views)
+    assert not rows[0] & rows[1]  # no row decoded twice: each prompt's group lives on one rank here
 
 
 def test_a_reward_failing_on_one_rank_stops_every_rank_with_its_traceback(tmp_path):

@@ -100,7 +100,10 @@ def test_grpo_starts_from_the_checkpoint_llamafactory_wrote(full_run, tmp_path):
     grpo = tmp_path / "grpo"
     result = subprocess.run(
         [sys.executable, "-m", "open_r1.grpo_jsonl", "--config", "data_config/demo.yaml",
-         "--model_name_or_path", str(checkpoint), "--output_dir", str(grpo), "--max_steps", "1", "--report_to", "none"],
+         "--model_name_or_path", str(checkpoint), "--output_dir", str(grpo), "--report_to", "none",
+         # one step on a smaller batch than the recipe's 8 photos x 8 completions: loading is what is checked here
+         "--max_steps", "1", "--per_device_train_batch_size", "8", "--num_generations", "4",
+         "--max_completion_length", "32"],
         cwd=REPO, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""), capture_output=True, text=True, timeout=900,
     )
     log = result.stdout + result.stderr

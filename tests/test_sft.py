@@ -66,10 +66,16 @@ def run(cmd: list[str], timeout: int = 900) -> str:
     return log
 
 
+# One GRPO step of the demo recipe on a smaller batch (2 photos x 4 completions, not 8 x 8 of 128 tokens): whether
+# GRPO loads the checkpoint and trains a step from it does not depend on the batch.
+SMALL_GRPO_STEP = ["--max_steps", "1", "--per_device_train_batch_size", "8", "--num_generations", "4",
+                   "--max_completion_length", "32"]
+
+
 def grpo_one_step(checkpoint: Path, output_dir: Path) -> str:
     """The GRPO entry, as a user runs it, for one step from `checkpoint`; returns its log."""
     return run([sys.executable, "-m", "open_r1.grpo_jsonl", "--config", "data_config/demo.yaml",
-                "--model_name_or_path", str(checkpoint), "--output_dir", str(output_dir), "--max_steps", "1",
+                "--model_name_or_path", str(checkpoint), "--output_dir", str(output_dir), *SMALL_GRPO_STEP,
                 "--report_to", "none"])
 
 
