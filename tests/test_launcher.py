@@ -177,7 +177,9 @@ def test_two_process_zero3_run_logs_rewards_checkpoints_and_updates_weights(refe
     root, _, log = reference
     out = root / "run"
     assert "embedded default" in log
-    assert "'reward':" in log or '"reward":' in log, "no reward was logged"
+    steps = [line for line in log.splitlines() if line.startswith("[geo-r] step ")]
+    assert [line.split()[2] for line in steps] == ["1/4", "2/4", "3/4", "4/4"], "no step line per logged step"
+    assert all(" reward " in line for line in steps), "no reward was logged"
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()
     assert any(p.name.startswith("global_step") for p in (out / "checkpoint-2").iterdir()), "no ZeRO-3 state"
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
