@@ -93,6 +93,14 @@ class RewardArguments:
     geohash_precision: int = field(
         default=6, metadata={"help": "geohash: number of geohash characters compared (1-12; 6 is about 1 km)"}
     )
+    tool_call_penalty: float = field(
+        default=0.2,
+        metadata={"help": "tool_use: reward taken off per invalid tool call (unknown tool, bad arguments, unreadable "
+                  "call, a tool's error) and per call beyond --max_tool_calls"},
+    )
+    max_tool_calls: int = field(
+        default=3, metadata={"help": "tool_use: calls per episode that go unpenalised; more cost tool_call_penalty each"}
+    )
     reward_errors: str = field(
         default="skip",
         metadata={"help": "a reward that raises or returns NaN/inf or the wrong number of values: 'skip' gives no "
@@ -116,6 +124,8 @@ class RewardArguments:
             raise ValueError("hierarchy weights must not be negative")
         if not 1 <= self.geohash_precision <= 12:
             raise ValueError(f"geohash_precision must be in 1..12, got {self.geohash_precision}")
+        if self.tool_call_penalty < 0 or self.max_tool_calls < 0:
+            raise ValueError("tool_call_penalty and max_tool_calls must not be negative")
         if self.reward_errors not in REWARD_ERRORS:
             raise ValueError(f"reward_errors must be one of {REWARD_ERRORS}, got {self.reward_errors!r}")
         if self.reward_max_failing_steps < 0:
@@ -123,7 +133,27 @@ class RewardArguments:
 
 
 @dataclass
-class GRPOScriptArguments(DataArguments, RewardArguments):
+class ToolArguments:
+    """Which tools the model may call in an episode (none by default)."""
+
+    tools: list[str] = field(
+        default_factory=list,
+        metadata={"help": "tools the model may call: zoom (a full-resolution crop of the photo), lookup (a place's "
+                  "coordinates from the offline GeoNames table), or those of --tool_module; none by default"},
+    )
+    tool_module: str | None = field(
+        default=None,
+        metadata={"help": "a .py file whose public, typed and docstringed functions become tools under their names, "
+                  "for use in --tools"},
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tools, str):
+            self.tools = self.tools.split()
+
+
+@dataclass
+class GRPOScriptArguments(DataArguments, RewardArguments, ToolArguments):
     """Arguments of `grpo_jsonl.py` beyond TRL's `GRPOConfig` and `ModelConfig`."""
 
     freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
@@ -133,6 +163,10 @@ class GRPOScriptArguments(DataArguments, RewardArguments):
                   "times) in generation and in every log-prob pass, with the same losses and gradients; false: the "
                   "vision tower encodes every copy"},
     )
+
+    def __post_init__(self) -> None:
+        RewardArguments.__post_init__(self)
+        ToolArguments.__post_init__(self)
 
 
 @dataclass
