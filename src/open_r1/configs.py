@@ -170,14 +170,15 @@ class GRPOScriptArguments(DataArguments, RewardArguments, ToolArguments):
 
 
 @dataclass
-class SFTScriptArguments(DataArguments):
+class SFTScriptArguments(DataArguments, ToolArguments):
     """Arguments of `sft.py` beyond TRL's `SFTConfig` and `ModelConfig`."""
 
     targets: str = field(
         default="chain_of_region",
         metadata={
             "help": "assistant turns to train on: 'chain_of_region' (rule-based region chain + answer built from "
-            "the row's labels) or 'answer' (the rows' own gpt answers)",
+            "the row's labels; with --tools, episodes that zoom on a row's clue_box and look up the city) or "
+            "'answer' (the rows' own gpt answers)",
             "choices": list(SFT_TARGETS),
         },
     )
@@ -204,6 +205,11 @@ class ExportArguments:
         default=None, metadata={"help": "the same --question_template given to GRPO (unset: GRPO's default prompt)"}
     )
     max_rows: int | None = field(default=None, metadata={"help": "export at most this many rows"})
+    tools: list[str] = field(
+        default_factory=list,
+        metadata={"help": "targets call these tools where they apply (zoom on a row's clue_box, lookup of the "
+                  "city), as LLaMA-Factory function_call/observation turns (python -m open_r1.tools.export)"},
+    )
     allow_absolute_image_paths: bool = field(
         default=False, metadata={"help": "accept absolute image paths in the rows (as --allow_absolute_image_paths "
                                  "of training)"}

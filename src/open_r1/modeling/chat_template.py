@@ -7,6 +7,8 @@ tool format: the tool signatures inside `<tools></tools>` in the system turn, ea
 as `<tool_response>` blocks in a user turn. `TOOL_CHAT_TEMPLATE` is Qwen2.5's format with Qwen2.5-VL's vision
 placeholders, also inside tool responses (a zoom's crop is an image). A conversation without tools renders
 exactly as Qwen2.5-VL's own template renders it, so a model trained without tools sees the same prompts.
+The assistant turns sit inside `{% generation %}` markers, so SFT on whole episodes (`assistant_only_loss`)
+learns the model's turns, calls included, and never the prompt or the tool results.
 
 `RESPONSE_TEMPLATE` tells `tokenizer.parse_response` (TRL's parser of generated turns) where the calls are. Unlike
 TRL's Qwen3 template it keeps `<think>` in the content, where geo-r's format reads the reasoning.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["RESPONSE_TEMPLATE", "TOOL_CHAT_TEMPLATE", "enable_tool_calls"]
+__all__ = ["RESPONSE_TEMPLATE", "TOOL_CHAT_TEMPLATE", "enable_tool_calls", "tools_system_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ TOOL_CHAT_TEMPLATE = _CONTENT + (
     "{%- elif message['role'] == 'assistant' and message.get('tool_calls') -%}"
     "{%- set text = render(message['content']) -%}"
     "{{ '<|im_start|>assistant' }}"
+    "{%- generation -%}"
     "{%- if text -%}{{ '\\n' + text }}{%- endif -%}"
     "{%- for tool_call in message['tool_calls'] -%}"
     "{%- if tool_call.function is defined -%}{%- set tool_call = tool_call.function -%}{%- endif -%}"
@@ -65,10 +68,14 @@ TOOL_CHAT_TEMPLATE = _CONTENT + (
     "{{ '}\\n</tool_call>' }}"
     "{%- endfor -%}"
     "{{ '<|im_end|>\\n' }}"
+    "{%- endgeneration -%}"
     "{%- elif message['role'] == 'tool' -%}"
     "{%- if loop.first or messages[loop.index0 - 1]['role'] != 'tool' -%}{{ '<|im_start|>user' }}{%- endif -%}"
     "{{ '\\n<tool_response>\\n' }}{{ render(message['content']) }}{{ '\\n</tool_response>' }}"
     "{%- if loop.last or messages[loop.index0 + 1]['role'] != 'tool' -%}{{ '<|im_end|>\\n' }}{%- endif -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{ '<|im_start|>assistant\\n' }}"
+    "{%- generation -%}{{ render(message['content']) }}{{ '<|im_end|>\\n' }}{%- endgeneration -%}"
     "{%- else -%}"
     "{{ '<|im_start|>' + message['role'] + '\\n' }}{{ render(message['content']) }}{{ '<|im_end|>\\n' }}"
     "{%- endif -%}"
@@ -107,3 +114,14 @@ def enable_tool_calls(processor: Any) -> Any:
     if getattr(tokenizer, "response_template", None) is None:
         tokenizer.response_template = RESPONSE_TEMPLATE
     return processor
+
+
+def tools_system_text(processor: Any, tools: list) -> str:
+    """The system turn's text that lists `tools`, exactly as the template writes it when given `tools=`. TRL's
+    vision SFT collator renders conversations without `tools=`, so SFT prompts carry the list as a system
+    message; the rendered prompt is then the one GRPO generates from."""
+    text = processor.apply_chat_template([{"role": "user", "content": ""}], tools=tools, tokenize=False)
+    start, end = "<|im_start|>system\n", "<|im_end|>\n<|im_start|>user"
+    if not text.startswith(start) or end not in text:
+        raise ValueError("the chat template does not write the tool list into a system turn")
+    return text[len(start) : text.index(end)]
