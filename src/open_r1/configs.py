@@ -279,7 +279,20 @@ class ModelPixelBounds:
 
 
 @dataclass
-class EvalArguments(ModelPixelBounds, DataArguments):
+class InferenceToolArguments(ToolArguments):
+    """Tools at inference (evaluation, prediction): the same tools as in training, run by geo-r's own loop."""
+
+    max_tool_rounds: int = field(
+        default=3, metadata={"help": "with --tools: rounds of tool calls per image before the model must answer (as "
+                             "--max_tool_calling_iterations in training)"}
+    )
+    episode_dir: str | None = field(
+        default=None, metadata={"help": "with --tools: save each episode's messages (JSON) and zoom crops (PNG) here"}
+    )
+
+
+@dataclass
+class EvalArguments(ModelPixelBounds, DataArguments, InferenceToolArguments):
     """What to evaluate on, and what to write."""
 
     data_file_paths: str = field(
@@ -328,13 +341,14 @@ class EvalArguments(ModelPixelBounds, DataArguments):
     )
 
     def __post_init__(self) -> None:
+        ToolArguments.__post_init__(self)
         if self.streaming:
             raise ValueError("--streaming is a GRPO training option: evaluation reads its rows up front (it resumes by "
                              "row id); use --max_rows to evaluate on the first rows of a large file")
 
 
 @dataclass
-class PredictArguments(ModelPixelBounds):
+class PredictArguments(ModelPixelBounds, InferenceToolArguments):
     """What to predict."""
 
     images: list[str] = field(
@@ -349,5 +363,6 @@ class PredictArguments(ModelPixelBounds):
     json: bool = field(default=False, metadata={"help": "print JSON instead of text"})
 
     def __post_init__(self) -> None:
+        ToolArguments.__post_init__(self)
         if not self.images:
             raise ValueError("--images is required: image files of one place, or one folder")
