@@ -19,7 +19,10 @@ def test_two_process_zero3_grpo_with_zoom_and_lookup(tmp_path, tiny_model_dir):
     out = tmp_path / "run"
     log = launch(
         out, "--tools", "zoom", "lookup", "--max_tool_calling_iterations", "2",
-        "--reward_funcs", "format", "haversine", "tool_use", "--reward_weights", "1.0", "1.0", "0.5",
+        # the base tiny model writes no answer, so format/haversine pay every completion alike (no gradient);
+        # the launcher test's dense reward makes the 2 steps update the weights
+        "--reward_funcs", "distinct_chars", "tool_use", "--reward_weights", "1.0", "0.5",
+        "--reward_module", "tests/fixtures/dense_reward.py",
         "--max_completion_length", "16", "--per_device_train_batch_size", "4", "--num_generations", "4",
         "--max_steps", "2", "--save_steps", "2",
         WARM_START="none", EVAL="0", DS_CONFIG="local_scripts/zero3_cpu.json",
