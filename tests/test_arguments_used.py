@@ -31,7 +31,7 @@ from test_import_rules import import_graph, reach
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "open_r1"
 ENTRIES = ("open_r1.grpo_jsonl", "open_r1.sft", "open_r1.eval_geo", "open_r1.predict", "open_r1.data.to_llamafactory",
-           "open_r1.difficulty")
+           "open_r1.difficulty", "open_r1.tools.export")
 # TRL helpers geo-r calls with a TRL dataclass; the fields they read count as read when geo-r calls them
 TRL_HELPERS = ("get_peft_config", "get_quantization_config")
 # fields of TRL's trainer configs that TRL reads only when it loads the model from a name, which geo-r never asks
@@ -42,6 +42,7 @@ REQUIRED = {
     "open_r1.predict": ["--model_name_or_path", "m", "--images", "a.jpg"],
     "open_r1.data.to_llamafactory": ["--out", "o"],
     "open_r1.difficulty": ["--model_name_or_path", "m", "--out", "o.jsonl"],
+    "open_r1.tools.export": ["--out", "o", "--tools", "zoom"],
 }
 
 

@@ -103,6 +103,14 @@ class RewardArguments:
     geohash_precision: int = field(
         default=6, metadata={"help": "geohash: number of geohash characters compared (1-12; 6 is about 1 km)"}
     )
+    tool_call_penalty: float = field(
+        default=0.2,
+        metadata={"help": "tool_use: reward taken off per invalid tool call (unknown tool, bad arguments, unreadable "
+                  "call, a tool's error) and per call beyond --max_tool_calls"},
+    )
+    max_tool_calls: int = field(
+        default=3, metadata={"help": "tool_use: calls per episode that go unpenalised; more cost tool_call_penalty each"}
+    )
     reward_errors: str = field(
         default="skip",
         metadata={"help": "a reward that raises or returns NaN/inf or the wrong number of values: 'skip' gives no "
@@ -132,6 +140,8 @@ class RewardArguments:
             raise ValueError("hierarchy weights must not be negative")
         if not 1 <= self.geohash_precision <= 12:
             raise ValueError(f"geohash_precision must be in 1..12, got {self.geohash_precision}")
+        if self.tool_call_penalty < 0 or self.max_tool_calls < 0:
+            raise ValueError("tool_call_penalty and max_tool_calls must not be negative")
         if self.reward_errors not in REWARD_ERRORS:
             raise ValueError(f"reward_errors must be one of {REWARD_ERRORS}, got {self.reward_errors!r}")
         if self.reward_max_failing_steps < 0:
@@ -161,7 +171,27 @@ class RowSamplingArguments:
 
 
 @dataclass
-class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments):
+class ToolArguments:
+    """Which tools the model may call in an episode (none by default)."""
+
+    tools: list[str] = field(
+        default_factory=list,
+        metadata={"help": "tools the model may call: zoom (a full-resolution crop of the photo), lookup (a place's "
+                  "coordinates from the offline GeoNames table), or those of --tool_module; none by default"},
+    )
+    tool_module: str | None = field(
+        default=None,
+        metadata={"help": "a .py file whose public, typed and docstringed functions become tools under their names, "
+                  "for use in --tools"},
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tools, str):
+            self.tools = self.tools.split()
+
+
+@dataclass
+class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments, ToolArguments):
     """Arguments of `grpo_jsonl.py` beyond TRL's `GRPOConfig` and `ModelConfig`."""
 
     freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
@@ -172,16 +202,21 @@ class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments):
                   "vision tower encodes every copy"},
     )
 
+    def __post_init__(self) -> None:
+        RewardArguments.__post_init__(self)
+        ToolArguments.__post_init__(self)
+
 
 @dataclass
-class SFTScriptArguments(DataArguments):
+class SFTScriptArguments(DataArguments, ToolArguments):
     """Arguments of `sft.py` beyond TRL's `SFTConfig` and `ModelConfig`."""
 
     targets: str = field(
         default="chain_of_region",
         metadata={
             "help": "assistant turns to train on: 'chain_of_region' (rule-based region chain + answer built from "
-            "the row's labels) or 'answer' (the rows' own gpt answers)",
+            "the row's labels; with --tools, episodes that zoom on a row's clue_box and look up the city) or "
+            "'answer' (the rows' own gpt answers)",
             "choices": list(SFT_TARGETS),
         },
     )
@@ -208,6 +243,11 @@ class ExportArguments:
         default=None, metadata={"help": "the same --question_template given to GRPO (unset: GRPO's default prompt)"}
     )
     max_rows: int | None = field(default=None, metadata={"help": "export at most this many rows"})
+    tools: list[str] = field(
+        default_factory=list,
+        metadata={"help": "targets call these tools where they apply (zoom on a row's clue_box, lookup of the "
+                  "city), as LLaMA-Factory function_call/observation turns (python -m open_r1.tools.export)"},
+    )
     allow_absolute_image_paths: bool = field(
         default=False, metadata={"help": "accept absolute image paths in the rows (as --allow_absolute_image_paths "
                                  "of training)"}
@@ -277,7 +317,20 @@ class ModelPixelBounds:
 
 
 @dataclass
-class EvalArguments(ModelPixelBounds, DataArguments):
+class InferenceToolArguments(ToolArguments):
+    """Tools at inference (evaluation, prediction): the same tools as in training, run by geo-r's own loop."""
+
+    max_tool_rounds: int = field(
+        default=3, metadata={"help": "with --tools: rounds of tool calls per image before the model must answer (as "
+                             "--max_tool_calling_iterations in training)"}
+    )
+    episode_dir: str | None = field(
+        default=None, metadata={"help": "with --tools: save each episode's messages (JSON) and zoom crops (PNG) here"}
+    )
+
+
+@dataclass
+class EvalArguments(ModelPixelBounds, DataArguments, InferenceToolArguments):
     """What to evaluate on, and what to write."""
 
     data_file_paths: str = field(
@@ -326,6 +379,7 @@ class EvalArguments(ModelPixelBounds, DataArguments):
     )
 
     def __post_init__(self) -> None:
+        ToolArguments.__post_init__(self)
         if self.streaming:
             raise ValueError("--streaming is a GRPO training option: evaluation reads its rows up front (it resumes by "
                              "row id); use --max_rows to evaluate on the first rows of a large file")
@@ -366,7 +420,7 @@ class DifficultyArguments(EvalArguments):
 
 
 @dataclass
-class PredictArguments(ModelPixelBounds):
+class PredictArguments(ModelPixelBounds, InferenceToolArguments):
     """What to predict."""
 
     images: list[str] = field(
@@ -381,5 +435,6 @@ class PredictArguments(ModelPixelBounds):
     json: bool = field(default=False, metadata={"help": "print JSON instead of text"})
 
     def __post_init__(self) -> None:
+        ToolArguments.__post_init__(self)
         if not self.images:
             raise ValueError("--images is required: image files of one place, or one folder")

@@ -19,6 +19,7 @@ from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
 from open_r1.rewards import build_reward_funcs, load_reward_module
 from open_r1.schedules import parse_weight_schedules
+from open_r1.tools import build_toolset, load_tool_module
 from open_r1.training.callbacks import preempted
 from open_r1.training.grpo import build_grpo_trainer
 from open_r1.training.grpo_data import grpo_datasets
@@ -30,6 +31,15 @@ logger = logging.getLogger(__name__)
 def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
     if script_args.reward_module:
         load_reward_module(script_args.reward_module)
+    if script_args.tool_module:
+        load_tool_module(script_args.tool_module)
+    toolset = build_toolset(script_args.tools, max_pixels=script_args.max_pixels) if script_args.tools else None
+    if toolset is not None and "tool_use" not in script_args.reward_funcs:
+        # its step logs (calls per episode, tool error rate) at weight 0, so the run's rewards stay as chosen
+        script_args.reward_funcs = [*script_args.reward_funcs, "tool_use"]
+        n = len(script_args.reward_funcs) - 1
+        training_args.reward_weights = [*(training_args.reward_weights or [1.0] * n), 0.0]
+        logger.info("--tools without the tool_use reward: added at weight 0 for its logs (tools/...)")
     reward_funcs = build_reward_funcs(script_args.reward_funcs, vars(script_args))
     resume = resume_point(training_args)
     if resume.finished:
@@ -49,6 +59,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         reward_max_failing_steps=script_args.reward_max_failing_steps,
         dedupe_images=script_args.dedupe_images,
         reward_weight_schedules=parse_weight_schedules(script_args.reward_weight_schedules),
+        toolset=toolset,
     )
     restore_weights_for_resume(trainer.model, resume.checkpoint, training_args)
     trainer.train(resume_from_checkpoint=resume.checkpoint)

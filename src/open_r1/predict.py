@@ -6,7 +6,8 @@
 
 Prints the model's reasoning, its coordinates, the place the offline geocoder finds there and a short
 summary (or, with --json, the same as a JSON list). The model is loaded and prompted exactly as in
-`open_r1.eval_geo`.
+`open_r1.eval_geo`. With `--tools zoom lookup` the model may call tools first: the episode is printed turn by
+turn (each call, each result) and saved, zoom crops included, under `--episode_dir`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from trl import TrlParser
 from open_r1.configs import ModelArguments, PredictArguments, SamplingArguments
 from open_r1.data.images import IMAGE_SUFFIXES
 from open_r1.evaluation.describe import as_text, describe
+from open_r1.evaluation.episodes import Episode, ToolEpisodeGenerator, save_episode
 from open_r1.evaluation.generation import Sampling, geo_messages, with_images
-from open_r1.evaluation.harness import build_generator
+from open_r1.evaluation.harness import build_generator, tools_from
+
+DEFAULT_EPISODE_DIR = Path(".cache/predict/episodes")
 
 
 def image_groups(paths: list[str]) -> list[list[str]]:
@@ -39,21 +43,56 @@ def image_groups(paths: list[str]) -> list[list[str]]:
     return [list(paths)]
 
 
+def episode_text(episode: Episode, saved: Path) -> str:
+    """The episode turn by turn: the model's text and calls, each tool's result (an image as its file)."""
+    lines = []
+    for message in episode.messages:
+        if message["role"] == "tool":
+            content = message["content"]
+            if isinstance(content, list):
+                texts = [p.get("text", "") for p in content if p.get("type") == "text"]
+                images = [p["image"] for p in content if p.get("type") == "image"]
+                shown = "; ".join([*(f"image {im.width}x{im.height}" for im in images), *texts])
+            else:
+                shown = str(content)
+            lines.append(f"  [{message.get('name')}] -> {shown}")
+        else:
+            if message.get("content"):
+                lines.append(f"  model: {message['content']}")
+            for call in message.get("tool_calls") or ():
+                function = call["function"]
+                lines.append(f"  model calls {function['name']}({json.dumps(function.get('arguments'))})")
+    lines.append(f"  ({episode.calls} tool call(s); episode and crops saved in {saved})")
+    return "\n".join(lines)
+
+
 def main(args: PredictArguments, model_args: ModelArguments, sampling_args: SamplingArguments) -> list[dict]:
     groups = image_groups(args.images)
     sampling = Sampling(sampling_args.max_new_tokens, sampling_args.temperature or 0.0, sampling_args.top_p, 1,
                         sampling_args.seed)
     generator = build_generator(model_args, sampling, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
-                                max_images=max(len(g) for g in groups), work_dir=Path(".cache/predict"))
+                                max_images=max(len(g) for g in groups), work_dir=Path(".cache/predict"),
+                                toolset=tools_from(args), max_tool_rounds=args.max_tool_rounds)
+    episode_dir = Path(args.episode_dir) if args.episode_dir else DEFAULT_EPISODE_DIR
     predictions = []
     for start in range(0, len(groups), sampling_args.batch_size):
         batch = groups[start:start + sampling_args.batch_size]
         conversations = [with_images(geo_messages(args.question, args.question_template), group, args.max_pixels,
                                      where=group[0]) for group in batch]
-        for group, completions in zip(batch, generator(conversations)):
+        if isinstance(generator, ToolEpisodeGenerator):
+            generator.with_rows([{"image_paths": group} for group in batch])
+        outputs = generator(conversations)
+        episodes = generator.episodes if isinstance(generator, ToolEpisodeGenerator) else [None] * len(batch)
+        for group, completions, episode in zip(batch, outputs, episodes):
             prediction = describe(completions[0], group)
+            if episode is not None:
+                saved = save_episode(episode, episode_dir, Path(group[0]).stem)
+                prediction["tool_calls"] = episode.calls
+                prediction["episode"] = str(saved)
             predictions.append(prediction)
             if not args.json:
+                if episode is not None:
+                    print(f"episode for {', '.join(group)}:\n{episode_text(episode, saved)}")
                 print(as_text(prediction), end="\n\n", flush=True)
     if args.json:
         print(json.dumps(predictions, ensure_ascii=False, indent=2))

@@ -21,8 +21,9 @@ from open_r1.data import load_rows
 from open_r1.data.dataset import split_for_validation, with_images
 from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
+from open_r1.tools import build_toolset, load_tool_module
 from open_r1.training.run import configure_logging, resume_checkpoint
-from open_r1.training.sft import build_sft_trainer, save_for_grpo, sft_dataset
+from open_r1.training.sft import build_sft_trainer, save_for_grpo, sft_dataset, tool_episodes
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +35,27 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
         script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows,
         allow_absolute_image_paths=script_args.allow_absolute_image_paths,
     )
-    dataset = sft_dataset(rows, script_args.targets, script_args.question_template)
+    if script_args.tool_module:
+        load_tool_module(script_args.tool_module)
+    toolset = build_toolset(script_args.tools, max_pixels=script_args.max_pixels) if script_args.tools else None
+    dataset = sft_dataset(rows, script_args.targets, script_args.question_template, toolset)
     train_dataset, eval_dataset = split_for_validation(dataset, script_args.val_split_ratio, training_args.seed)
     logger.info("%d training rows, %d held out", len(train_dataset), len(eval_dataset) if eval_dataset else 0)
 
     model, processor = load_model_and_processor(model_args, training_args, script_args)
 
+    if toolset is not None:
+        def decode(part):
+            return tool_episodes(part, processor, toolset, script_args.max_pixels)
+    else:
+        def decode(part):
+            return with_images(part, script_args.max_pixels)
     trainer = build_sft_trainer(
         model,
         processor,
         training_args,
-        train_dataset=with_images(train_dataset, script_args.max_pixels),
-        eval_dataset=with_images(eval_dataset, script_args.max_pixels) if eval_dataset else None,
+        train_dataset=decode(train_dataset),
+        eval_dataset=decode(eval_dataset) if eval_dataset else None,
         peft_config=get_peft_config(model_args),
     )
     checkpoint = resume_checkpoint(training_args)

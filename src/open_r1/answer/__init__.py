@@ -1,6 +1,7 @@
 """The answer: the output format the prompt asks for (`format`) and the reader of answers as models write them
 (`parse`). Rewards, data and evaluation read answers through here; it imports nothing else of geo-r."""
 
+from open_r1.answer.episode import TOOL_ERROR_PREFIX, Episode, is_tool_error, read_episode
 from open_r1.answer.format import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
@@ -24,11 +25,15 @@ __all__ = [
     "GEO_QUESTION_TEMPLATE",
     "THINK_CLOSE",
     "THINK_OPEN",
+    "TOOL_ERROR_PREFIX",
+    "Episode",
     "GeoAnswer",
     "answer_text",
     "build_question",
+    "is_tool_error",
     "parse_answer",
     "parse_completion",
+    "read_episode",
     "render_answer",
     "split_completion",
     "wrap",

@@ -151,3 +151,104 @@ def sft_targets(rows: Sequence[Row], targets: str = TARGET_CHAIN_OF_REGION) -> l
     if own:
         logger.info("%d of %d rows have no coordinates and train on their own answer", own, len(rows))
     return out
+
+
+# --- tool-using targets ---------------------------------------------------------------------------------------
+
+CLUE_BOX_FIELD = "clue_box"  # optional row field: where the decisive clue is, [x1, y1, x2, y2] (0-1) or {"box", "view"}
+LOOKUP_MAX_KM = 50.0  # a lookup whose best match lies farther from the truth than this would teach a wrong answer
+_ZOOM_THOUGHTS = (
+    "A small sign may tell the place; I zoom in to read it.",
+    "There is writing too small to read here, so I zoom in on it.",
+)
+_LOOKUP_THOUGHT = " I look up the coordinates of {city}."
+
+
+def clue_box(row: Row) -> tuple[list[float], int] | None:
+    """The row's `clue_box` as ([x1, y1, x2, y2], view), None when it has none; a malformed one is a DataError
+    naming the row's file and line."""
+    value = row.extra.get(CLUE_BOX_FIELD) if row.extra else None
+    if value is None:
+        return None
+    view = 0
+    if isinstance(value, Mapping):
+        value, view = value.get("box"), value.get("view", 0)
+    try:
+        box = [float(v) for v in value]
+        view = int(view)
+    except (TypeError, ValueError):
+        box = []
+    if len(box) != 4 or not all(0.0 <= v <= 1.0 for v in box) or box[2] <= box[0] or box[3] <= box[1]:
+        raise DataError(f"{row.source}: field '{CLUE_BOX_FIELD}': expected [x1, y1, x2, y2] in 0-1 with x2 > x1 and "
+                        f"y2 > y1, or {{'box': [...], 'view': n}}, got {row.extra.get(CLUE_BOX_FIELD)!r}")
+    if not 0 <= view < len(row.image_paths):
+        raise DataError(f"{row.source}: field '{CLUE_BOX_FIELD}': view {view} but the row has "
+                        f"{len(row.image_paths)} image(s)")
+    return box, view
+
+
+def _call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_episode_target(row: Row, labels: RegionLabels, tools: Sequence[str]) -> list[dict[str, Any]] | None:
+    """A Chain-of-Region target that uses tools, as the assistant and tool turns of an episode (tool turns with
+    content None: whoever trains or exports runs the tools to fill them), or None when no tool applies.
+
+    A zoom on the row's `clue_box` opens the reasoning when the row has one; a lookup of the city closes it when
+    the gazetteer's best match for that name lies within 50 km of the truth, and the answer then gives the
+    looked-up coordinates. One `<think>` block runs across the turns and the `<answer>` comes last, so the
+    episode reads as the same format the rewards grade (`open_r1.answer.episode`)."""
+    from open_r1.geo import haversine_km
+    from open_r1.geo.geocode import places_named
+
+    key = str(row.id or "")
+    chain = reasoning_chain(labels, key)
+    turns: list[dict[str, Any]] = []
+    text = "<think>"
+    clue = clue_box(row) if "zoom" in tools else None
+    if clue is not None:
+        (x1, y1, x2, y2), view = clue
+        arguments = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
+        if len(row.image_paths) > 1:
+            arguments["view"] = view
+        turns += [
+            {"role": "assistant", "content": text + _ZOOM_THOUGHTS[phrasing_index(key, len(_ZOOM_THOUGHTS))],
+             "tool_calls": [_call("zoom", arguments)]},
+            {"role": "tool", "name": "zoom", "content": None},
+        ]
+        text = ""
+    lat, lon = labels.lat, labels.lon
+    if "lookup" in tools and labels.city and labels.country:
+        found = places_named(labels.city, country=labels.country, limit=1)
+        if found and haversine_km(found[0].lat, found[0].lon, lat, lon) <= LOOKUP_MAX_KM:
+            turns += [
+                {"role": "assistant", "content": text + chain + _LOOKUP_THOUGHT.format(city=labels.city),
+                 "tool_calls": [_call("lookup", {"place": f"{labels.city}, {labels.country}"})]},
+                {"role": "tool", "name": "lookup", "content": None},
+            ]
+            text, chain = "", ""
+            lat, lon = found[0].lat, found[0].lon
+    if not turns:
+        return None
+    answer = render_answer(lat, lon, labels.country, labels.region, labels.city)
+    final = (text + chain).strip()
+    turns.append({"role": "assistant", "content": f"{final}</think>\n<answer>{answer}</answer>".lstrip()})
+    return turns
+
+
+def sft_episodes(rows: Sequence[Row], tools: Sequence[str], targets: str = TARGET_CHAIN_OF_REGION) -> list[list[dict]]:
+    """The completion of every row as a list of messages: a tool episode where a tool applies
+    (`tool_episode_target`), else the plain target as one assistant turn."""
+    plain = sft_targets(rows, targets)
+    if targets != TARGET_CHAIN_OF_REGION or not tools:
+        return [[{"role": "assistant", "content": text}] for text in plain]
+    geo = [row for row in rows if row.lat is not None]
+    labels = dict(zip((id(r) for r in geo), resolve_labels_batch(geo)))
+    out, with_tools = [], 0
+    for row, text in zip(rows, plain):
+        episode = tool_episode_target(row, labels[id(row)], tools) if id(row) in labels else None
+        with_tools += episode is not None
+        out.append(episode or [{"role": "assistant", "content": text}])
+    logger.info("%d of %d SFT targets call tools (%s)", with_tools, len(rows), ", ".join(tools))
+    return out

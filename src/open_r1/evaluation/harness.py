@@ -21,6 +21,7 @@ from open_r1.data import load_rows
 from open_r1.data.dataset import rows_to_dataset, split_for_validation
 from open_r1.data.rows import DataError, Row
 from open_r1.evaluation import loading, plots, published, report
+from open_r1.evaluation.episodes import ToolEpisodeGenerator, save_episode
 from open_r1.evaluation.generation import (
     Generator,
     Sampling,
@@ -33,6 +34,7 @@ from open_r1.evaluation.metrics import compute_metrics
 from open_r1.evaluation.records import build_records
 from open_r1.evaluation.store import PredictionStore
 from open_r1.evaluation.submission import write_submission
+from open_r1.tools import ToolSet, build_toolset, load_tool_module
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ CDF_PNG, MAP_PNG = "error_cdf.png", "world_map.png"
 # Settings that change what a prediction record holds; anything else (batch size, backend, ...) may change.
 _PINNED = ("model_name_or_path", "base_model", "data_file_paths", "image_folders", "val_split_ratio",
            "question_template", "min_pixels", "max_pixels", "num_guesses", "temperature", "top_p",
-           "max_new_tokens", "geocode_labels")
+           "max_new_tokens", "geocode_labels", "tools", "max_tool_rounds")
 
 
 class SettingsMismatch(ValueError):
@@ -97,13 +99,26 @@ def check_settings(output_dir: Path, settings: dict[str, Any], overwrite: bool) 
     path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
+def tools_from(args: Any) -> ToolSet | None:
+    """The `--tools` (and `--tool_module`) of an evaluation or prediction, None without tools."""
+    if args.tool_module:
+        load_tool_module(args.tool_module)
+    return build_toolset(args.tools, max_pixels=args.max_pixels or 401408) if args.tools else None
+
+
 def build_generator(model_args: ModelArguments, sampling: Sampling, *, min_pixels: int | None,
-                    max_pixels: int | None, max_images: int, work_dir: Path) -> Generator:
-    """Load the model with the engine `--backend` picks (vLLM gets an adapter merged into a folder in `work_dir`)."""
+                    max_pixels: int | None, max_images: int, work_dir: Path, toolset: ToolSet | None = None,
+                    max_tool_rounds: int = 3) -> Generator:
+    """Load the model with the engine `--backend` picks (vLLM gets an adapter merged into a folder in `work_dir`).
+    With a `toolset`, episodes run with transformers `generate` (`ToolEpisodeGenerator`)."""
     source = loading.resolve_model(model_args.model_name_or_path, model_args.base_model, model_args.model_revision)
     processor = loading.load_inference_processor(source, min_pixels=min_pixels, max_pixels=max_pixels,
                                                  revision=model_args.model_revision)
-    if pick_backend(model_args.backend) == "vllm":
+    backend = pick_backend(model_args.backend)
+    if toolset is not None and backend == "vllm":
+        logger.warning("--tools: episodes run with transformers generate (geo-r's inference tool loop has no vLLM path)")
+        backend = "transformers"
+    if backend == "vllm":
         model_dir = source.weights if source.adapter is None else loading.save_merged(
             source, work_dir / "merged_model", processor, model_args.dtype)
         return VLLMGenerator(model_dir, processor, sampling, max_images=max_images, dtype=model_args.dtype,
@@ -112,6 +127,8 @@ def build_generator(model_args: ModelArguments, sampling: Sampling, *, min_pixel
     model = loading.load_inference_model(source, dtype=model_args.dtype,
                                          attn_implementation=model_args.attn_implementation,
                                          revision=model_args.model_revision)
+    if toolset is not None:
+        return ToolEpisodeGenerator(model, processor, sampling, toolset, max_tool_rounds)
     return TransformersGenerator(model, processor, sampling)
 
 
@@ -122,7 +139,15 @@ def generate_missing(todo: Sequence[Row], store: PredictionStore, generator: Gen
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         conversations = [row_conversation(row, args.question_template, args.max_pixels) for row in batch]
-        store.append(build_records(batch, generator(conversations), args.geocode_labels))
+        if isinstance(generator, ToolEpisodeGenerator):
+            generator.with_rows([{"image_paths": row.image_paths} for row in batch])
+        records = build_records(batch, generator(conversations), args.geocode_labels)
+        if isinstance(generator, ToolEpisodeGenerator):
+            for row, record, episode in zip(batch, records, generator.episodes):
+                record["tool_calls"] = episode.calls
+                if args.episode_dir:
+                    save_episode(episode, Path(args.episode_dir), row.id)
+        store.append(records)
         finished = start + len(batch)
         logger.info("generated %d/%d rows (%.2f rows/s)", finished, len(todo),
                     finished / (time.perf_counter() - started))
@@ -152,7 +177,8 @@ def evaluate(args: EvalArguments, model_args: ModelArguments, sampling_args: Sam
             logger.info("resuming: %d of %d rows already in %s", len(rows) - len(missing), len(rows), store.path)
         if missing:
             generator = build_generator(model_args, sampling, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
-                                        max_images=max(len(r.image_paths) for r in missing), work_dir=output_dir)
+                                        max_images=max(len(r.image_paths) for r in missing), work_dir=output_dir,
+                                        toolset=tools_from(args), max_tool_rounds=args.max_tool_rounds)
             generate_missing(missing, store, generator, args, sampling_args.batch_size)
         by_id = {record["id"]: record for record in store.records}
     extra = len(set(by_id) - {row.id for row in rows})
@@ -163,6 +189,10 @@ def evaluate(args: EvalArguments, model_args: ModelArguments, sampling_args: Sam
 
     metrics = compute_metrics(records, args.metrics, args.top5_level)
     metrics = {"model": model_args.model_name_or_path, "benchmark": benchmark} | metrics
+    calls = [record["tool_calls"] for record in records if "tool_calls" in record]
+    if calls:
+        metrics["tool_calls_per_image"] = sum(calls) / len(calls)
+        metrics["images_with_tool_calls"] = sum(c > 0 for c in calls) / len(calls)
     (output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     print(report.metrics_table(metrics))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from open_r1.geo.distance import EARTH_RADIUS_KM
+from open_r1.geo.names import country_code, normalise_name, same_place
 
 __all__ = [
     "Place",
@@ -29,6 +31,7 @@ __all__ = [
     "nearest_places_in",
     "place_fields",
     "places_file",
+    "places_named",
     "reverse_geocode",
     "reverse_geocode_arrays",
     "reverse_geocoder_search",
@@ -61,6 +64,7 @@ class _Table:
     # of reverse_geocoder itself (for reverse_geocoder_search).
     by_country: dict[str, tuple[np.ndarray, Any]] = field(default_factory=dict, compare=False)
     degree_tree: list[Any] = field(default_factory=list, compare=False)
+    by_name: dict[str, np.ndarray] = field(default_factory=dict, compare=False)  # for places_named
 
 
 _table: _Table | None = None
@@ -231,4 +235,45 @@ def reverse_geocode(lats, lons) -> list[Place | None]:
         None if i < 0 else Place(table.country[i], table.region[i], table.city[i], float(table.lat[i]),
                                  float(table.lon[i]))
         for i in index.tolist()
+    ]
+
+
+_NEIGHBOURHOOD_KM = 25.0  # places within this distance of a candidate stand in for its size (no population column)
+
+
+def _name_index(table: _Table) -> dict[str, np.ndarray]:
+    """Normalised place name -> indices of the places of that name, built once per process under the lock."""
+    if not table.by_name:
+        with _lock:
+            if not table.by_name:
+                index: dict[str, list[int]] = {}
+                for i, name in enumerate(table.city.tolist()):
+                    index.setdefault(normalise_name(name), []).append(i)
+                table.by_name.update({k: np.asarray(v, dtype=np.int64) for k, v in index.items()})
+    return table.by_name
+
+
+def places_named(name: str, country: str | None = None, region: str | None = None, limit: int = 5) -> list[Place]:
+    """Forward geocoding, offline: the GeoNames places called `name` (accents, case and punctuation ignored),
+    optionally only in `country` (ISO code or name) and `region`, largest first.
+
+    The shipped table has no population, so size is the number of other places within 25 km (a city's suburbs
+    are places of their own): Paris, Île-de-France comes before Paris, Texas."""
+    table = _places()
+    found = _name_index(table).get(normalise_name(name))
+    if found is None or not len(found):
+        return []
+    if country:
+        code = country_code(country)
+        found = found[table.country[found] == code] if code else found[:0]
+    if region:
+        found = np.asarray([i for i in found.tolist() if same_place(table.region[i], region)], dtype=np.int64)
+    if not len(found):
+        return []
+    radius = 2 * math.sin(_NEIGHBOURHOOD_KM / EARTH_RADIUS_KM / 2)  # chord length on the unit sphere
+    sizes = table.tree.query_ball_point(_unit_vectors(table.lat[found], table.lon[found]), radius, return_length=True)
+    order = np.argsort(-np.asarray(sizes), kind="stable")[:limit]
+    return [
+        Place(table.country[i], table.region[i], table.city[i], float(table.lat[i]), float(table.lon[i]))
+        for i in found[order].tolist()
     ]

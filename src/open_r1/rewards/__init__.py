@@ -10,7 +10,7 @@ Geo rewards (`format`, `haversine`, `hierarchy`, `geohash`, `geoguessr`, `georpi
 reported through TRL's `log_metric` hook and show up in the trainer's logs as `geo/...` and `generic/...`.
 """
 
-from open_r1.rewards import generic, geo  # noqa: F401  (importing registers the rewards)
+from open_r1.rewards import generic, geo, tool_use  # noqa: F401  (importing registers the rewards)
 from open_r1.rewards.batch import completion_text
 from open_r1.rewards.registry import REWARDS, BoundReward, build_reward_funcs, load_reward_module, register
 

@@ -16,32 +16,17 @@ from typing import Any
 import numpy as np
 
 from open_r1.answer import GeoAnswer, parse_completion
+from open_r1.answer.episode import read_episode
 
 __all__ = ["Batch", "as_float", "batch_of", "completion_text", "log_once", "truth_coordinates"]
 
 
 def completion_text(completion: Any) -> str:
     """The text of a completion, plain (`"..."`) or conversational (`[{"role": "assistant", "content": ...}]`,
-    content a string or a list of `{"type": "text", "text": ...}` parts). Anything else reads as ""."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        completion = [completion]
-    if not isinstance(completion, (list, tuple)):
-        return ""
-    texts = []
-    for message in completion:
-        if not isinstance(message, dict) or message.get("role", "assistant") != "assistant":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, (list, tuple)):
-            texts.extend(
-                part["text"] for part in content
-                if isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str)
-            )
-    return "".join(texts)
+    content a string or a list of `{"type": "text", "text": ...}` parts), with tool turns
+    (`open_r1.answer.episode`): every assistant turn's text, the answer only from after the last tool turn.
+    Anything else reads as ""."""
+    return read_episode(completion).text
 
 
 def as_float(value: Any) -> float:

@@ -11,9 +11,11 @@ from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import GRPOConfig, GRPOTrainer
 
+from open_r1.modeling.chat_template import enable_tool_calls
 from open_r1.modeling.image_dedupe import encode_images_once
 from open_r1.modeling.loading import ensure_left_padding
 from open_r1.schedules import WeightSchedule
+from open_r1.tools import ToolSet
 from open_r1.training.callbacks import (
     EpochSeedCallback,
     NoLearningSignalCallback,
@@ -46,12 +48,16 @@ def build_grpo_trainer(
     reward_max_failing_steps: int = 10,
     dedupe_images: bool = True,
     reward_weight_schedules: Sequence[WeightSchedule] = (),
+    toolset: ToolSet | None = None,
 ) -> GRPOTrainer:
     """A `GRPOTrainer` whose processor pads on the left, whatever the caller handed in. It saves and stops at
     the next step on SIGTERM/SIGUSR1, and stops when a reward has failed on `reward_max_failing_steps`
     consecutive steps (0: never). With `dedupe_images`, the policy's and the reference model's vision towers
     encode each distinct image of a batch once (GRPO repeats every prompt's images num_generations times).
-    `reward_weight_schedules` move those rewards' weights in TRL's own weight tensor at each step."""
+    `reward_weight_schedules` move those rewards' weights in TRL's own weight tensor at each step.
+    With a `toolset`, episodes are multi-turn: TRL's own tool loop (`tools=`, and `environment_factory=` for the
+    photo tools, which need each rollout's row), up to `args.max_tool_calling_iterations` rounds of calls, with
+    the processor given Qwen2.5's tool-call format."""
     if not reward_funcs:
         raise ValueError("no reward functions: pass --reward_funcs (see open_r1.rewards.REWARDS for the names)")
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
@@ -59,6 +65,12 @@ def build_grpo_trainer(
         raise ValueError(f"--reward_weights has {len(args.reward_weights)} values for {len(names)} rewards {names}")
     resolve_generation_backend(args)
     resolve_reporting(args)
+    tool_kwargs = {}
+    if toolset is not None and toolset.names:
+        enable_tool_calls(processor)
+        tool_kwargs = {"tools": list(toolset.functions), "environment_factory": toolset.environment_factory}
+        logger.info("tools %s, at most %s rounds of calls per episode", list(toolset.names),
+                    args.max_tool_calling_iterations or "unlimited")
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=list(reward_funcs),
@@ -74,6 +86,7 @@ def build_grpo_trainer(
             EpochSeedCallback(),
             ProgressLines(),
         ],
+        **tool_kwargs,
     )
     drop_dict_printers(trainer)
     if reward_weight_schedules:

@@ -9,10 +9,12 @@ and never the question.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from datasets import Dataset
@@ -22,17 +24,34 @@ from trl import ModelConfig, SFTConfig, SFTTrainer
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
 from open_r1.data.rows import Row
-from open_r1.data.sft_targets import TARGET_CHAIN_OF_REGION, sft_targets
+from open_r1.data.sft_targets import TARGET_CHAIN_OF_REGION, sft_episodes, sft_targets
+from open_r1.modeling.chat_template import enable_tool_calls, tools_system_text
 from open_r1.modeling.loading import ensure_left_padding, load_model
+from open_r1.tools import ToolSet
+from open_r1.tools.episodes import EpisodeDecoder
 from open_r1.training.run import resolve_reporting
 
 logger = logging.getLogger(__name__)
 
 
 def sft_dataset(
-    rows: Sequence[Row], targets: str = TARGET_CHAIN_OF_REGION, question_template: str | None = None
+    rows: Sequence[Row],
+    targets: str = TARGET_CHAIN_OF_REGION,
+    question_template: str | None = None,
+    toolset: ToolSet | None = None,
 ) -> Dataset:
-    """Prompt-completion rows; images stay paths (`image_paths`) until `with_images` decodes them."""
+    """Prompt-completion rows; images stay paths (`image_paths`) until `with_images` decodes them.
+
+    With a `toolset`, every row is a whole conversation instead (`episode`, JSON, the prompt then the target's
+    turns, tool calls included where a tool applies: `data.sft_targets.sft_episodes`), which `tool_episodes`
+    decodes; TRL's vision collator carries images inside tool turns only for such conversations."""
+    if toolset is not None and toolset.names:
+        episodes = sft_episodes(rows, toolset.names, targets)
+        return Dataset.from_list([
+            {"id": row.id, "episode": json.dumps(prompt_messages(row, question_template) + episode),
+             "image_paths": row.image_paths, "source": row.source}
+            for row, episode in zip(rows, episodes)
+        ])
     records = [
         {
             "id": row.id,
@@ -46,6 +65,42 @@ def sft_dataset(
     return Dataset.from_list(records)
 
 
+def tool_episodes(dataset: Dataset, processor: ProcessorMixin, toolset: ToolSet, max_pixels: int | None) -> Dataset:
+    """Decode a tool `sft_dataset` on access: images, tool turns run, the tool list as the system turn; the
+    processor gets the tool-call chat template."""
+    enable_tool_calls(processor)
+    return dataset.with_transform(EpisodeDecoder(toolset, max_pixels, tools_system_text(processor, toolset.schemas())))
+
+
+class AssistantTurnsOnly:
+    """TRL's vision collator for whole conversations, with the loss on the assistant turns only (their text, tool
+    calls and `<|im_end|>`), never on the prompt, the tool list or the tool results.
+
+    TRL's own `assistant_only_loss` refuses vision datasets before transformers 5.18, whose processors mark the
+    assistant tokens before the image tokens are expanded; here the turns are found in the final token ids,
+    between each `<|im_start|>assistant\n` and its `<|im_end|>`."""
+
+    def __init__(self, collator: Any, tokenizer: Any):
+        self.collator = collator
+        self.start = tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
+        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(examples)
+        keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
+        n = len(self.start)
+        for row, ids in enumerate(batch["input_ids"].tolist()):
+            inside = False
+            for i, token in enumerate(ids):
+                if not inside and i >= n and ids[i - n : i] == self.start:
+                    inside = True
+                if inside:
+                    keep[row, i] = True
+                    inside = token != self.end
+        batch["labels"][~keep] = -100
+        return batch
+
+
 def build_sft_trainer(
     model: PreTrainedModel,
     processor: ProcessorMixin,
@@ -57,12 +112,20 @@ def build_sft_trainer(
     """An `SFTTrainer` for lazily decoded image datasets.
 
     `remove_unused_columns` is forced off: the image decoder reads `image_paths`, which the Trainer would
-    otherwise drop before the transform runs.
+    otherwise drop before the transform runs. Whole conversations (tool episodes) train on the assistant turns
+    only (`AssistantTurnsOnly`), like prompt-completion rows train on the completion only.
     """
     if args.remove_unused_columns:
         args.remove_unused_columns = False
+    collator = None
+    if "episode" in train_dataset.column_names:
+        from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+        collator = AssistantTurnsOnly(DataCollatorForVisionLanguageModeling(processor, max_length=args.max_length),
+                                      processor.tokenizer)
     resolve_reporting(args)
     return SFTTrainer(
+        data_collator=collator,
         model=model,
         args=args,
         train_dataset=train_dataset,

@@ -1,0 +1,127 @@
+"""Qwen2.5's tool-call format for Qwen2.5-VL processors, so TRL's tool loop can render and parse episodes.
+
+Qwen2.5-VL ships a chat template that renders images but silently drops `tools`, `tool_calls` and tool turns
+(TRL's `supports_tool_calling` rejects it), while the Qwen2.5 language models it is built on were trained on a
+tool format: the tool signatures inside `<tools></tools>` in the system turn, each call as
+`<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>` at the end of the assistant turn, and the results
+as `<tool_response>` blocks in a user turn. `TOOL_CHAT_TEMPLATE` is Qwen2.5's format with Qwen2.5-VL's vision
+placeholders, also inside tool responses (a zoom's crop is an image). A conversation without tools renders
+exactly as Qwen2.5-VL's own template renders it, so a model trained without tools sees the same prompts.
+The assistant turns sit inside `{% generation %}` markers, so SFT on whole episodes (`assistant_only_loss`)
+learns the model's turns, calls included, and never the prompt or the tool results.
+
+`RESPONSE_TEMPLATE` tells `tokenizer.parse_response` (TRL's parser of generated turns) where the calls are. Unlike
+TRL's Qwen3 template it keeps `<think>` in the content, where geo-r's format reads the reasoning.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["RESPONSE_TEMPLATE", "TOOL_CHAT_TEMPLATE", "enable_tool_calls", "tools_system_text"]
+
+logger = logging.getLogger(__name__)
+
+_CONTENT = (
+    "{%- macro render(content) -%}"
+    "{%- if content is string -%}{{ content }}"
+    "{%- elif content is not none -%}"
+    "{%- for part in content -%}"
+    "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
+    "{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif part['type'] == 'video' or 'video' in part -%}"
+    "{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{%- elif 'text' in part -%}{{ part['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{%- endmacro -%}"
+)
+
+TOOL_CHAT_TEMPLATE = _CONTENT + (
+    "{%- if tools -%}"
+    "{{ '<|im_start|>system\\n' }}"
+    "{%- if messages[0]['role'] == 'system' -%}{{ render(messages[0]['content']) }}"
+    "{%- else -%}{{ 'You are a helpful assistant.' }}{%- endif -%}"
+    "{{ '\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}"
+    "{%- for tool in tools -%}{{ '\\n' }}{{ tool | tojson }}{%- endfor -%}"
+    "{{ '\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\"name\": <function-name>, \"arguments\": "
+    "<args-json-object>}\\n</tool_call><|im_end|>\\n' }}"
+    "{%- elif messages[0]['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' and loop.first and tools -%}"
+    "{%- elif message['role'] == 'assistant' and message.get('tool_calls') -%}"
+    "{%- set text = render(message['content']) -%}"
+    "{{ '<|im_start|>assistant' }}"
+    "{%- generation -%}"
+    "{%- if text -%}{{ '\\n' + text }}{%- endif -%}"
+    "{%- for tool_call in message['tool_calls'] -%}"
+    "{%- if tool_call.function is defined -%}{%- set tool_call = tool_call.function -%}{%- endif -%}"
+    "{{ '\\n<tool_call>\\n{\"name\": \"' + tool_call.name + '\", \"arguments\": ' }}"
+    "{%- if tool_call.arguments is string -%}{{ tool_call.arguments }}"
+    "{%- else -%}{{ tool_call.arguments | tojson }}{%- endif -%}"
+    "{{ '}\\n</tool_call>' }}"
+    "{%- endfor -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endgeneration -%}"
+    "{%- elif message['role'] == 'tool' -%}"
+    "{%- if loop.first or messages[loop.index0 - 1]['role'] != 'tool' -%}{{ '<|im_start|>user' }}{%- endif -%}"
+    "{{ '\\n<tool_response>\\n' }}{{ render(message['content']) }}{{ '\\n</tool_response>' }}"
+    "{%- if loop.last or messages[loop.index0 + 1]['role'] != 'tool' -%}{{ '<|im_end|>\\n' }}{%- endif -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{ '<|im_start|>assistant\\n' }}"
+    "{%- generation -%}{{ render(message['content']) }}{{ '<|im_end|>\\n' }}{%- endgeneration -%}"
+    "{%- else -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}{{ render(message['content']) }}{{ '<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+
+# transformers' response-template parser (>= 5.13): the calls at the end of the turn, everything else content.
+RESPONSE_TEMPLATE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|im_start|>assistant\n",
+    "fields": {
+        "tool_calls": {
+            "open": "<tool_call>",
+            "close_pattern": r"</tool_call>\s*",
+            "repeats": True,
+            "content": "json",
+            "transform": {"type": "function", "function": "{content}"},
+        },
+        "content": {"close_pattern": r"<\|im_end\|>\s*", "content": "text"},
+    },
+}
+
+
+def enable_tool_calls(processor: Any) -> Any:
+    """Give a Qwen2.5-VL processor (and its tokenizer) the tool-call chat template and the response parser, and
+    return it. A processor whose template already renders tool calls keeps its own template."""
+    from trl.chat_template_utils import supports_tool_calling
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    if not supports_tool_calling(processor):
+        logger.info("the chat template cannot render tool calls: using Qwen2.5's tool format with vision parts")
+        processor.chat_template = TOOL_CHAT_TEMPLATE
+        if tokenizer is not processor:
+            tokenizer.chat_template = TOOL_CHAT_TEMPLATE
+    if getattr(tokenizer, "response_template", None) is None:
+        tokenizer.response_template = RESPONSE_TEMPLATE
+    return processor
+
+
+def tools_system_text(processor: Any, tools: list) -> str:
+    """The system turn's text that lists `tools`, exactly as the template writes it when given `tools=`. TRL's
+    vision SFT collator renders conversations without `tools=`, so SFT prompts carry the list as a system
+    message; the rendered prompt is then the one GRPO generates from."""
+    text = processor.apply_chat_template([{"role": "user", "content": ""}], tools=tools, tokenize=False)
+    start, end = "<|im_start|>system\n", "<|im_end|>\n<|im_start|>user"
+    if not text.startswith(start) or end not in text:
+        raise ValueError("the chat template does not write the tool list into a system turn")
+    return text[len(start) : text.index(end)]

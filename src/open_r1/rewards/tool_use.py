@@ -1,0 +1,39 @@
+"""`tool_use`: keeps tool calls honest. An episode loses `tool_call_penalty` for each invalid call (a tool that
+does not exist, arguments it rejects, a call the parser could not read, a tool's own error text) and for each
+call beyond `max_tool_calls`; an episode that calls well, or not at all, gets 0. What a call is worth is left to
+the geographic rewards: a zoom that reads the sign pays through a better answer.
+
+It also reports, once per step, `tools/calls_per_episode`, `tools/error_rate` (invalid calls over calls) and
+`tools/episodes_with_calls`, which TRL's own `tools/failure_frequency` cannot show: geo-r's tools answer a bad
+call with an error text, not an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from open_r1.answer.episode import read_episode
+from open_r1.rewards.batch import batch_of, log_once
+from open_r1.rewards.registry import register
+
+__all__ = ["tool_use_reward"]
+
+
+@register("tool_use")
+def tool_use_reward(prompts: Sequence[Any], completions: Sequence[Any], *, tool_call_penalty: float = 0.2,
+                    max_tool_calls: int = 3, **kwargs: Any) -> list[float]:
+    """Minus `tool_call_penalty` per invalid tool call and per call beyond `max_tool_calls` in the episode."""
+    batch = batch_of(completions)
+    episodes = batch.cache.get("episodes")
+    if episodes is None:
+        episodes = batch.cache["episodes"] = [read_episode(c) for c in batch.items]
+    penalty, cap = float(tool_call_penalty), int(max_tool_calls)
+    out = [-penalty * (e.invalid_calls + max(0, e.calls + e.unparsed_calls - cap)) for e in episodes]
+    log_metric = kwargs.get("log_metric")
+    if log_metric is not None and episodes:
+        attempts = sum(e.calls + e.unparsed_calls for e in episodes)
+        log_once(batch, log_metric, "tools/calls_per_episode", attempts / len(episodes))
+        log_once(batch, log_metric, "tools/error_rate", sum(e.invalid_calls for e in episodes) / attempts if attempts else 0.0)
+        log_once(batch, log_metric, "tools/episodes_with_calls", sum(e.calls > 0 for e in episodes) / len(episodes))
+    return out
