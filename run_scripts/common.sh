@@ -4,11 +4,13 @@ export PATH="$(dirname "$PYTHON"):$PATH"
 export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$REPO_HOME/.cache/torch_extensions}"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 
-# has_gpu: whether torch sees a CUDA GPU. Answered without starting Python (torch's import costs seconds) when
-# CUDA_VISIBLE_DEVICES hides every device or the machine has no NVIDIA driver at all.
+# has_gpu: whether torch sees a CUDA (or ROCm) GPU. Answered without starting Python (torch's import costs
+# seconds) when CUDA_VISIBLE_DEVICES hides every device or the machine has neither an NVIDIA nor an AMD driver.
 has_gpu() {
   if [[ "${CUDA_VISIBLE_DEVICES-unset}" == "" || "${CUDA_VISIBLE_DEVICES:-}" == "-1" ]]; then return 1; fi
-  if [[ ! -e /proc/driver/nvidia/version ]] && ! command -v nvidia-smi >/dev/null 2>&1; then return 1; fi
+  if [[ ! -e /proc/driver/nvidia/version && ! -e /dev/kfd ]] && ! command -v nvidia-smi >/dev/null 2>&1; then
+    return 1
+  fi
   "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null
 }
 gpu_count() { "$PYTHON" -c 'import torch; print(max(torch.cuda.device_count(), 1))' 2>/dev/null || echo 1; }

@@ -9,19 +9,23 @@
 #
 # With no GPU and no MODEL, this is the embedded default, the whole recipe on a CPU in minutes: build the tiny
 # Qwen2.5-VL, SFT warm start on the shipped demo data (reused on later launches), GRPO from it with 2 processes
-# under DeepSpeed ZeRO-2, evaluation of both on the held-out demo split, and a table. ZeRO-2 on a CPU: ZeRO-3
+# under DeepSpeed ZeRO-2 (every CPU run uses ZeRO-2 unless DS_CONFIG says otherwise), evaluation of both on the
+# held-out demo split, and a table. ZeRO-2 on a CPU: ZeRO-3
 # gathers every layer's weights at every forward call, and generation calls the model once per token, so a
 # GRPO step costs several times more under ZeRO-3 for a model that fits in memory many times over
-# (bench/launcher_stages.py measures it); ZeRO-3 is what the GPU recipes use and DS_CONFIG selects it here too.
+# (18-25 s a step against about 9 s, measured on 2 cores); ZeRO-3 is what the GPU recipes use, and
+# DS_CONFIG=local_scripts/zero3_cpu.json selects it here too.
 #
 # Settings (environment variables):
 #   WARM_START   none | native | llamafactory | PATH. native: open_r1.sft (run_sft.sh); llamafactory:
 #                run_sft_llamafactory.sh; PATH: start GRPO from that SFT checkpoint. Default: native for the
 #                embedded default, none for a real model. A warm start trained here goes to WARM_START_DIR
-#                (default output/warm-start/<model>-<fingerprint of model, data, recipe and flags>) and is reused
-#                while that fingerprint holds.
-#   SFT_CONFIG   the SFT recipe (default data_config/sft_demo.yaml on the CPU, data_config/sft_3b.yaml on GPUs);
-#   SFT_FLAGS    extra flags for the native SFT (e.g. "--max_steps 20"); SEED (both stages).
+#                (default output/warm-start/<model>-<kind>-<fingerprint of model, data, recipe and flags>) and is
+#                reused while that fingerprint holds.
+#   SFT_CONFIG   the SFT recipe: native data_config/sft_demo.yaml (CPU) or sft_3b.yaml (GPUs); llamafactory
+#                local_scripts/llamafactory/tiny_cpu_sft.yaml (CPU) or qwen2_5_vl_${FINETUNING}_sft.yaml (GPUs).
+#   SFT_FLAGS    extra arguments of the warm start: flags for native ("--max_steps 20"), key=value for
+#                llamafactory ("num_train_epochs=2"); SFT_DS_CONFIG (native SFT on GPUs, default ZeRO-3); SEED.
 #   EVAL         1: evaluate the warm start and the GRPO model on EVAL_DATA / EVAL_IMAGES with EVAL_FLAGS for
 #                open_r1.eval_geo (default 1 for the embedded default, on data/demo/test.jsonl; 0 otherwise).
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),
@@ -43,7 +47,7 @@ SEED_FLAGS=(${SEED:+--seed "$SEED"})
 # warm_start_fingerprint RECIPE: 16 hex digits over what decides the warm start (model, data, recipe, flags)
 warm_start_fingerprint() {
   "$PYTHON" -m open_r1.training.warm_start "$BASE_MODEL" ${DATA_PATHS//:/ } "$1" \
-    -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$NPROC_PER_NODE"
+    -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$NPROC_PER_NODE" "${FINETUNING:-full}"
 }
 
 case "$WARM_START" in
@@ -52,28 +56,37 @@ case "$WARM_START" in
     if [[ "$WARM_START" == native ]]; then
       sft_recipe="${SFT_CONFIG:-$([[ "$ON_GPU" == 1 ]] && echo data_config/sft_3b.yaml || echo data_config/sft_demo.yaml)}"
     else
-      sft_recipe="${SFT_CONFIG:-$([[ "$ON_GPU" == 1 ]] && echo local_scripts/llamafactory/qwen2_5_vl_full_sft.yaml || echo local_scripts/llamafactory/tiny_cpu_sft.yaml)}"
+      sft_recipe="${SFT_CONFIG:-$([[ "$ON_GPU" == 1 ]] && echo "local_scripts/llamafactory/qwen2_5_vl_${FINETUNING:-full}_sft.yaml" || echo local_scripts/llamafactory/tiny_cpu_sft.yaml)}"
     fi
     WARM_FP="$(warm_start_fingerprint "$sft_recipe")"
     WARM_DIR="${WARM_START_DIR:-$REPO_HOME/output/warm-start/$(basename "$BASE_MODEL")-$WARM_START-$WARM_FP}"
     if [[ "$(cat "$WARM_DIR/warm_start.done" 2>/dev/null)" == "$WARM_FP" ]]; then
       echo "[geo-r] warm start: reusing $WARM_DIR (same model, data, recipe and flags)"
     else
-      [[ -f "$WARM_DIR/warm_start.done" ]] && echo "[geo-r] warm start: $WARM_DIR was trained from another model, data, recipe or flags: training it again"
+      if [[ -f "$WARM_DIR/warm_start.done" ]]; then
+        echo "[geo-r] warm start: $WARM_DIR was trained from another model, data, recipe or flags: training it again"
+      elif [[ -n "$(ls -A "$WARM_DIR" 2>/dev/null)" && ! -f "$WARM_DIR/train.log" ]]; then
+        echo "[geo-r] WARM_START_DIR=$WARM_DIR holds files that no warm start of this launcher wrote: choose an empty or new folder" >&2; exit 2
+      fi
       echo "[geo-r] warm start: $WARM_START SFT of $BASE_MODEL into $WARM_DIR"
       # on several nodes WARM_DIR is on a shared file system: node 0 alone clears what an interrupted try left
       [[ "${NODE_RANK:-0}" == 0 ]] && rm -rf "$WARM_DIR"
       mkdir -p "$WARM_DIR"
       warm_log="$WARM_DIR.log"; [[ "${NODE_RANK:-0}" != 0 ]] && warm_log="$WARM_DIR.node${NODE_RANK}.log"
       sft_env=(OUTPUT_DIR="$WARM_DIR" RUN_NAME="$(basename "$WARM_DIR")" CONFIG="$sft_recipe" MASTER_PORT=
-               DATA_PATHS="$DATA_PATHS" IMAGE_FOLDERS="$IMAGE_FOLDERS" NPROC_PER_NODE="$NPROC_PER_NODE")
+               DATA_PATHS="$DATA_PATHS" IMAGE_FOLDERS="$IMAGE_FOLDERS")
       [[ "$EMBEDDED" == 1 ]] && sft_env+=(MODEL="$BASE_MODEL")
-      [[ "$ON_GPU" == 0 && "$WARM_START" == native ]] && sft_env+=(DS_CONFIG="$DS_CONFIG")
+      if [[ "$WARM_START" == native ]]; then
+        # the CPU's ZeRO stage and process count are GRPO's; on GPUs SFT keeps its own ZeRO-3 (SFT_DS_CONFIG)
+        sft_env+=(NPROC_PER_NODE="$NPROC_PER_NODE")
+        if [[ "$ON_GPU" == 0 ]]; then sft_env+=(DS_CONFIG="$DS_CONFIG")
+        else sft_env+=(DS_CONFIG="${SFT_DS_CONFIG:-$REPO_HOME/local_scripts/zero3.json}"); fi
+      fi
       if [[ "$WARM_START" == native ]]; then
         env "${sft_env[@]}" bash run_scripts/run_sft.sh ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" > "$warm_log" 2>&1 \
           || { tail -n 40 "$warm_log"; echo "[geo-r] the warm start failed: log in $warm_log" >&2; exit 1; }
       else
-        env "${sft_env[@]}" bash run_scripts/run_sft_llamafactory.sh ${SEED:+seed="$SEED"} > "$warm_log" 2>&1 \
+        env "${sft_env[@]}" bash run_scripts/run_sft_llamafactory.sh ${SFT_FLAGS:-} ${SEED:+seed="$SEED"} > "$warm_log" 2>&1 \
           || { tail -n 40 "$warm_log"; echo "[geo-r] the warm start failed: log in $warm_log" >&2; exit 1; }
       fi
       [[ "${NODE_RANK:-0}" == 0 ]] && echo "$WARM_FP" > "$WARM_DIR/warm_start.done"
@@ -86,24 +99,37 @@ case "$WARM_START" in
 esac
 [[ "$MODEL" != "$BASE_MODEL" ]] && echo "[geo-r] GRPO starts from the warm start $MODEL"
 
+launch_stamp="$(mktemp)"; trap 'rm -f "$launch_stamp"' EXIT
 launch src/open_r1/grpo_jsonl.py "${SEED_FLAGS[@]}" "$@"
+# finished: a final model saved by this launch, or a run that had already finished (run_finished.json); a
+# preempted run saves a checkpoint and neither
+if [[ ! -f "$OUTPUT_DIR/run_finished.json" && -z "$(find "$OUTPUT_DIR" -maxdepth 1 -name '*.safetensors' -newer "$launch_stamp")" ]]; then
+  echo "[geo-r] GRPO stopped before its last step (a preemption signal): its checkpoint is in $OUTPUT_DIR, and the same command resumes it"
+  exit 0
+fi
 echo "[geo-r] GRPO done: checkpoints and model in $OUTPUT_DIR, log in $OUTPUT_DIR/train.log"
 
 if [[ "$EVAL" == 1 && "${NODE_RANK:-0}" == 0 ]]; then
-  EVAL_DATA="${EVAL_DATA:-$([[ "$EMBEDDED" == 1 ]] && echo "$REPO_HOME/data/demo/test.jsonl")}"
-  EVAL_IMAGES="${EVAL_IMAGES:-$([[ "$EMBEDDED" == 1 ]] && echo "$REPO_HOME/data/demo/images")}"
-  # the demo's answers are under 128 tokens (its GRPO max_completion_length)
-  EVAL_FLAGS="${EVAL_FLAGS:-$([[ "$EMBEDDED" == 1 ]] && echo "--max_new_tokens 160 --batch_size 32")}"
+  if [[ "$EMBEDDED" == 1 ]]; then
+    EVAL_DATA="${EVAL_DATA:-$REPO_HOME/data/demo/test.jsonl}"
+    EVAL_IMAGES="${EVAL_IMAGES:-$REPO_HOME/data/demo/images}"
+    EVAL_FLAGS="${EVAL_FLAGS---max_new_tokens 160 --batch_size 32}"  # the demo's answers are under 128 tokens
+  fi
+  EVAL_DATA="${EVAL_DATA:-}"; EVAL_IMAGES="${EVAL_IMAGES:-}"; EVAL_FLAGS="${EVAL_FLAGS:-}"
   [[ -n "$EVAL_DATA" && -n "$EVAL_IMAGES" ]] || { echo "[geo-r] EVAL=1: set EVAL_DATA and EVAL_IMAGES (the held-out split)" >&2; exit 2; }
-  # evaluate NAME MODEL_DIR OUT_DIR: held-out metrics of one model, skipped when newer than its weights
+  eval_key="$EVAL_DATA|$EVAL_IMAGES|$EVAL_FLAGS"
+  # evaluate NAME MODEL_DIR OUT_DIR: held-out metrics of one model, skipped when they are newer than its weights
+  # and were computed on the same split with the same flags
   evaluate() {
-    if [[ -f "$3/metrics.json" && "$3/metrics.json" -nt "$2/config.json" && -z "$(find "$2" -maxdepth 1 -name '*.safetensors' -newer "$3/metrics.json")" ]]; then
+    if [[ -f "$3/metrics.json" && "$3/metrics.json" -nt "$2/config.json" && "$(cat "$3/eval.key" 2>/dev/null)" == "$eval_key" \
+          && -z "$(find "$2" -maxdepth 1 -name '*.safetensors' -newer "$3/metrics.json")" ]]; then
       echo "[geo-r] evaluation of the $1 model: reusing $3"; return
     fi
     echo "[geo-r] evaluating the $1 model on $EVAL_DATA"
     "$PYTHON" -m open_r1.eval_geo --model_name_or_path "$2" --data_file_paths "$EVAL_DATA" \
       --image_folders "$EVAL_IMAGES" --output_dir "$3" --overwrite --no_plots ${EVAL_FLAGS:-} > "$3.log" 2>&1 \
       || { tail -n 30 "$3.log"; echo "[geo-r] evaluation failed: log in $3.log" >&2; exit 1; }
+    echo "$eval_key" > "$3/eval.key"
   }
   stages=()
   if [[ "$MODEL" != "$BASE_MODEL" ]]; then

@@ -8,7 +8,8 @@
 #
 # The output folder holds model + processor: `MODEL=$OUTPUT_DIR bash run_scripts/run_grpo_rec.sh` starts GRPO
 # from it. With no GPU and no MODEL given, it runs the embedded default on the CPU: the tiny Qwen2.5-VL
-# (built if missing), the shipped demo data and data_config/sft_demo.yaml, 2 processes under ZeRO-3.
+# (built if missing), the shipped demo data and data_config/sft_demo.yaml, 2 processes under ZeRO-3 (DS_CONFIG
+# chooses another stage; run_grpo_rec.sh's warm start uses local_scripts/zero2_cpu.json on CPUs).
 # Every setting is an environment variable:
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),
 #   DS_CONFIG, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, REPORT_TO

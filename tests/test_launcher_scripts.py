@@ -269,3 +269,44 @@ def test_sbatch_launchers_ignore_usr1_so_only_the_training_processes_act_on_it(s
     assert result.returncode == 0, result.stdout + result.stderr
     calls = records(Path(env["RECORD"]))
     assert len(calls) == 2 and all(c["usr1_ignored"] for c in calls)
+
+
+SAVES_FINAL_MODEL = """
+argv = sys.argv[1:]
+out = argv[argv.index("--output_dir") + 1]
+os.makedirs(out, exist_ok=True)
+open(os.path.join(out, "model.safetensors"), "w").write("weights")
+"""
+
+
+def test_a_grpo_run_that_saved_no_final_model_is_reported_as_stopped_and_not_evaluated(tmp_path, fakes):
+    env, _ = fakes
+    env.update(MODEL="m", OUTPUT_DIR=str(tmp_path / "out"), EVAL="1", EVAL_DATA="val.jsonl", EVAL_IMAGES="imgs")
+    result = run("run_grpo_rec.sh", env)  # the stand-in torchrun saves nothing, as a preempted run does
+    assert "GRPO stopped before its last step" in result.stdout and "the same command resumes it" in result.stdout
+    assert "evaluating" not in result.stdout and "GRPO done" not in result.stdout
+
+
+def test_evaluation_of_a_real_model_says_which_split_to_set(tmp_path, fakes):
+    env, _ = fakes
+    tool(Path(env["PYTHON"]).parent, "torchrun", SAVES_FINAL_MODEL)
+    env.update(MODEL="m", OUTPUT_DIR=str(tmp_path / "out"), EVAL="1")
+    result = run("run_grpo_rec.sh", env, check=False)
+    assert "GRPO done" in result.stdout
+    assert result.returncode == 2 and "EVAL=1: set EVAL_DATA and EVAL_IMAGES" in result.stderr
+
+
+def test_a_warm_start_path_must_be_a_checkpoint_and_grpo_starts_from_it(tmp_path, fakes):
+    env, record = fakes
+    tool(Path(env["PYTHON"]).parent, "torchrun", SAVES_FINAL_MODEL)
+    env.update(MODEL="m", OUTPUT_DIR=str(tmp_path / "out"), WARM_START=str(tmp_path / "nothing"))
+    result = run("run_grpo_rec.sh", env, check=False)
+    assert result.returncode == 2 and "SFT checkpoint folder (with config.json)" in result.stderr
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    (sft / "config.json").write_text("{}")
+    env["WARM_START"] = str(sft)
+    result = run("run_grpo_rec.sh", env)
+    assert f"GRPO starts from the warm start {sft}" in result.stdout
+    argv = records(record, "torchrun")[-1]["argv"]
+    assert argv[argv.index("--model_name_or_path") + 1] == str(sft)

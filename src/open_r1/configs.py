@@ -23,9 +23,9 @@ SFT_TARGETS = ("chain_of_region", "answer")  # rule-based Chain-of-Region target
 BENCHMARKS = ("im2gps3k", "yfcc4k", "osv5m")  # benchmarks with published results to --compare with
 METRIC_SETS = ("geo_r", "osv5m")  # evaluation metric definitions: ours, or OSV-5M's exactly
 TOP5_LEVELS = ("region", "country", "city")  # what a correct guess must name for the top-5 weighted score
-REWARD_ERRORS = ("skip", "raise")
+REWARD_ERRORS = ("skip", "raise")  # a reward that fails on a completion: no value for it (counted), or stop
 BALANCE_BY = ("country", "region", "geocell")  # the groups --balance_by draws evenly (with --balance_alpha)
-SAMPLE_BY = ("difficulty",)  # row fields --sample_by draws rows in proportion to  # a reward that fails on a completion: no value for it (counted), or stop
+SAMPLE_BY = ("difficulty",)  # row fields --sample_by draws rows in proportion to
 
 
 @dataclass

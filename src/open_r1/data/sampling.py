@@ -46,7 +46,7 @@ class RowSampling:
 
     @classmethod
     def from_args(cls, args) -> RowSampling:
-        """The sampling a `DataArguments` asks for."""
+        """The sampling `GRPOScriptArguments` (its `RowSamplingArguments` fields) asks for."""
         return cls(args.balance_by, args.balance_alpha, args.balance_geocell_precision, args.sample_by)
 
     @property

@@ -1,7 +1,7 @@
 """Compare the stages of one recipe (base model, after SFT, after GRPO) on the same held-out split, and plot
 how the GRPO run's reward and distance moved, so a run shows whether each stage helped.
 
-    python -m open_r1.evaluation.stages output/demo          # reads output/demo/{base,sft,grpo}/eval
+    python -m open_r1.evaluation.stages output/stages        # reads output/stages/{base,sft,grpo}/eval
     python -m open_r1.evaluation.stages --stage sft=output/warm-start/eval --stage grpo=output/run/eval \
         --grpo_run output/run                                # named evaluation folders, curve from the run
 """

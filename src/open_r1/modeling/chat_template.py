@@ -7,8 +7,9 @@ tool format: the tool signatures inside `<tools></tools>` in the system turn, ea
 as `<tool_response>` blocks in a user turn. `TOOL_CHAT_TEMPLATE` is Qwen2.5's format with Qwen2.5-VL's vision
 placeholders, also inside tool responses (a zoom's crop is an image). A conversation without tools renders
 exactly as Qwen2.5-VL's own template renders it, so a model trained without tools sees the same prompts.
-The assistant turns sit inside `{% generation %}` markers, so SFT on whole episodes (`assistant_only_loss`)
-learns the model's turns, calls included, and never the prompt or the tool results.
+The assistant turns sit inside `{% generation %}` markers, so SFT on whole episodes (through geo-r's
+`AssistantTurnsOnly` collator: TRL's `assistant_only_loss` refuses image data before transformers 5.18) learns
+the model's turns, calls included, and never the prompt or the tool results.
 
 `RESPONSE_TEMPLATE` tells `tokenizer.parse_response` (TRL's parser of generated turns) where the calls are. Unlike
 TRL's Qwen3 template it keeps `<think>` in the content, where geo-r's format reads the reasoning.

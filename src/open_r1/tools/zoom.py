@@ -5,7 +5,7 @@ A tool needs the photo of the episode it is called in, and a plain function cann
 giving a tool per-sample context is `GRPOTrainer(environment_factory=...)`: TRL makes one environment object
 per rollout, calls its `reset(**row)` with the dataset row of that rollout (here the row's `image_paths`)
 before generating, and exposes the environment's public methods as tools, with the schema read from their
-type hints and docstrings. `PhotoTools` is that environment; `open_r1.tools.bind_tools` does the same for one
+type hints and docstrings. `PhotoTools` is that environment; `ToolSet.bind(row)` does the same for one
 row in evaluation and `predict`, so training and inference call the very same method.
 """
 
