@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import subprocess
 import sys
@@ -41,5 +41,7 @@ def test_one_grpo_step_on_converted_rows(tmp_path, tiny_model_dir):
     assert result.returncode == 0, result.stderr[-4000:]
     assert (out / "model.safetensors").is_file()
     assert "8 training rows" in result.stderr  # every converted row loaded
-    logs = [ast.literal_eval(line) for line in result.stdout.splitlines() if line.startswith("{'loss'")]
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logs = [log for log in logs if "loss" in log]
     assert len(logs) == 1 and "rewards/haversine/mean" in logs[0]  # one step, rewarded against the labels
+    assert [line.split()[2] for line in result.stdout.splitlines() if line.startswith("[geo-r] step ")] == ["1/1"]
