@@ -62,12 +62,17 @@ def test_the_callback_writes_the_scheduled_weights_into_the_trainers_tensor_each
 def test_grpo_applies_the_scheduled_weights_step_by_step(tmp_path, tiny_model_dir):
     """Two constant rewards (1 and 2): TRL's logged reward is 1 * w_one + 2 * w_two, the weights it applied."""
     from conftest import REPO
+    from open_r1.rewards import REWARDS
     from test_grpo_train import run_main
 
-    out = run_main(tmp_path, tiny_model_dir, script=dict(
-        reward_funcs=["always_one", "always_two"], reward_module=str(REPO / "tests/fixtures/constant_rewards.py"),
-        reward_weight_schedules=["always_one=1.0:0.0:linear", "always_two=0.0:1.0:step@0.5"]),
-        max_steps=4, save_strategy="steps", save_steps=4)
+    try:
+        out = run_main(tmp_path, tiny_model_dir, script=dict(
+            reward_funcs=["always_one", "always_two"], reward_module=str(REPO / "tests/fixtures/constant_rewards.py"),
+            reward_weight_schedules=["always_one=1.0:0.0:linear", "always_two=0.0:1.0:step@0.5"]),
+            max_steps=4, save_strategy="steps", save_steps=4)
+    finally:  # the module's rewards were registered in this process: leave the registry as other tests expect it
+        REWARDS.pop("always_one", None)
+        REWARDS.pop("always_two", None)
     history = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
     logs = [h for h in history if "reward" in h]
     assert [h["reward_weights/always_one"] for h in logs] == pytest.approx([1.0, 0.75, 0.5, 0.25])
