@@ -47,24 +47,25 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+# (logged key, how its value is shown, factor applied first), in the order of the line
+_FIGURES = (
+    ("reward", "reward {:.3f}", 1),
+    ("geo/parse_rate", "parse {:.0f}%", 100),
+    ("geo/distance_km_median", "median {:,.0f} km", 1),
+    ("geo/within_25km", "<=25 km {:.0f}%", 100),
+)
+
+
 def progress_line(logs: dict[str, Any], step: int, max_steps: int, seconds_per_step: float | None) -> str:
     """The line for one log: step/total, mean reward, parse rate, median km, share within 25 km, s/step, ETA.
     Figures the log lacks (a run without the geo rewards has no km) are left out rather than shown as 0."""
     parts = [f"{PREFIX} step {step:>{len(str(max_steps))}}/{max_steps}"]
-    reward = _number(logs, "reward")
-    if reward is not None:
-        parts.append(f"reward {reward:.3f}")
-    parse = _number(logs, "geo/parse_rate")
-    if parse is not None:
-        parts.append(f"parse {100 * parse:.0f}%")
-    median = _number(logs, "geo/distance_km_median")
-    if median is not None:
-        parts.append(f"median {median:,.0f} km")
-    near = _number(logs, "geo/within_25km")
-    if near is not None:
-        parts.append(f"<=25 km {100 * near:.0f}%")
+    for key, shown, scale in _FIGURES:
+        value = _number(logs, key)
+        if value is not None:
+            parts.append(shown.format(scale * value))
     loss = _number(logs, "loss")
-    if reward is None and loss is not None:
+    if _number(logs, "reward") is None and loss is not None:
         parts.append(f"loss {loss:.4f}")
     if seconds_per_step is not None:
         parts.append(f"{seconds_per_step:.1f} s/step")
