@@ -113,7 +113,8 @@ if [[ "$EVAL" == 1 && "${NODE_RANK:-0}" == 0 ]]; then
   if [[ "$EMBEDDED" == 1 ]]; then
     EVAL_DATA="${EVAL_DATA:-$REPO_HOME/data/demo/test.jsonl}"
     EVAL_IMAGES="${EVAL_IMAGES:-$REPO_HOME/data/demo/images}"
-    EVAL_FLAGS="${EVAL_FLAGS---max_new_tokens 160 --batch_size 32}"  # the demo's answers are under 128 tokens
+    demo_eval_flags="--max_new_tokens 160 --batch_size 32 --question_template {question}"  # the recipes' prompt
+    EVAL_FLAGS="${EVAL_FLAGS-$demo_eval_flags}"
   fi
   EVAL_DATA="${EVAL_DATA:-}"; EVAL_IMAGES="${EVAL_IMAGES:-}"; EVAL_FLAGS="${EVAL_FLAGS:-}"
   [[ -n "$EVAL_DATA" && -n "$EVAL_IMAGES" ]] || { echo "[geo-r] EVAL=1: set EVAL_DATA and EVAL_IMAGES (the held-out split)" >&2; exit 2; }

@@ -37,7 +37,7 @@ def test_deepspeed_and_no_checkpoint_are_left_to_trainer(tmp_path, tiny_model_di
 def test_a_checkpoint_of_another_model_is_an_error(tmp_path, tiny_model_dir):
     from open_r1.tiny_model import build_tiny_model
 
-    other = build_tiny_model(tmp_path / "wide", hidden_size=128)
+    other = build_tiny_model(tmp_path / "narrow", hidden_size=64)
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
     with pytest.raises((RuntimeError, ValueError)):
         restore_weights_for_resume(model, other, SimpleNamespace(deepspeed=None))

@@ -1,9 +1,17 @@
 """Generate the demo geolocation dataset shipped in `data/demo/`.
 
-Sixteen real cities, each with its own visual signature (sky and ground colours, stripe angle and frequency,
-a glyph shape), so a model can recover the place from the pixels; per-image noise, jitter and brightness keep
-images of one city distinct. Each city gets single-photo rows and four-view rows (north, east, south, west)
-so that batches mix image counts. Deterministic: running it again rewrites the same files.
+Sixty-four real cities on every inhabited continent, in four world regions of sixteen cities, each region in
+four neighbourhoods of four cities. A picture shows its place coarse to fine, in three bands: the sky's colour
+gives the world region (as vegetation and light give away a continent), the skyline's the neighbourhood and the
+ground's the city. So a model that reads part of a picture earns part of the credit (the right continent is worth
+GeoGuessr points, only the right city lands within 25 km), which is what makes a distance reward informative.
+Band edges, stripe angle, brightness and noise differ from picture to picture.
+
+Photos of a city are spread over a few kilometres around its centre; country, region and city labels are those
+of the centre by the project's own labelling rule (`open_r1.geo.labels`), the truth the rewards pay and the
+evaluation scores. Each city gets single-photo rows and four-view rows (north, east, south, west), so batches
+mix image counts. The held-out split has three photos per city: no city weighs more than 1.6% of any held-out
+figure. Deterministic: running it again rewrites the same files.
 
     python data/demo/generate.py            # writes data/demo/{images,train.jsonl,test.jsonl}
 """
@@ -13,122 +21,145 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-# city, region (GeoNames admin1), country (ISO 3166-1 alpha-2), lat, lon
+from open_r1.geo.labels import resolve_places
+
+# city, lat, lon (GeoNames coordinates of each centre): four world regions of four neighbourhoods of four cities
 CITIES = [
-    ("Lisbon", "Lisbon", "PT", 38.7167, -9.1333),
-    ("Paris", "Ile-de-France", "FR", 48.8534, 2.3488),
-    ("Berlin", "Berlin", "DE", 52.5244, 13.4105),
-    ("Moscow", "Moscow", "RU", 55.7522, 37.6156),
-    ("Cairo", "Cairo", "EG", 30.0626, 31.2497),
-    ("Nairobi", "Nairobi Area", "KE", -1.2833, 36.8167),
-    ("Cape Town", "Western Cape", "ZA", -33.9258, 18.4232),
-    ("Mumbai", "Maharashtra", "IN", 19.0728, 72.8826),
-    ("Bangkok", "Bangkok", "TH", 13.7540, 100.5014),
-    ("Tokyo", "Tokyo", "JP", 35.6895, 139.6917),
-    ("Sydney", "New South Wales", "AU", -33.8679, 151.2073),
-    ("Auckland", "Auckland", "NZ", -36.8485, 174.7633),
-    ("Los Angeles", "California", "US", 34.0522, -118.2437),
-    ("New York City", "New York", "US", 40.7143, -74.0060),
-    ("Mexico City", "Mexico City", "MX", 19.4285, -99.1277),
-    ("Sao Paulo", "Sao Paulo", "BR", -23.5475, -46.6361),
+    # Europe
+    ("Lisbon", 38.7167, -9.1333), ("Madrid", 40.4165, -3.7026), ("Paris", 48.8534, 2.3488),
+    ("London", 51.5085, -0.1257),
+    ("Dublin", 53.3331, -6.2489), ("Amsterdam", 52.3740, 4.8897), ("Berlin", 52.5244, 13.4105),
+    ("Stockholm", 59.3294, 18.0687),
+    ("Rome", 41.8919, 12.5113), ("Vienna", 48.2085, 16.3721), ("Athens", 37.9838, 23.7278),
+    ("Istanbul", 41.0138, 28.9497),
+    ("Warsaw", 52.2298, 21.0118), ("Helsinki", 60.1695, 24.9354), ("Kyiv", 50.4547, 30.5238),
+    ("Moscow", 55.7522, 37.6156),
+    # Africa and the Middle East
+    ("Casablanca", 33.5883, -7.6114), ("Dakar", 14.6937, -17.4441), ("Accra", 5.5560, -0.1969),
+    ("Lagos", 6.4541, 3.3947),
+    ("Tunis", 36.8190, 10.1658), ("Cairo", 30.0626, 31.2497), ("Addis Ababa", 9.0250, 38.7469),
+    ("Nairobi", -1.2833, 36.8167),
+    ("Kinshasa", -4.3276, 15.3136), ("Johannesburg", -26.2023, 28.0436), ("Cape Town", -33.9258, 18.4232),
+    ("Antananarivo", -18.9137, 47.5361),
+    ("Riyadh", 24.6877, 46.7219), ("Dubai", 25.0772, 55.3093), ("Tehran", 35.6944, 51.4215),
+    ("Karachi", 24.8608, 67.0104),
+    # Asia
+    ("Delhi", 28.6519, 77.2315), ("Mumbai", 19.0728, 72.8826), ("Bengaluru", 12.9719, 77.5937),
+    ("Kathmandu", 27.7017, 85.3206),
+    ("Dhaka", 23.7104, 90.4074), ("Bangkok", 13.7540, 100.5014), ("Hanoi", 21.0245, 105.8412),
+    ("Singapore", 1.2897, 103.8501),
+    ("Jakarta", -6.2146, 106.8451), ("Manila", 14.6042, 120.9822), ("Hong Kong", 22.2783, 114.1747),
+    ("Shanghai", 31.2222, 121.4581),
+    ("Beijing", 39.9075, 116.3972), ("Seoul", 37.5660, 126.9784), ("Osaka", 34.6937, 135.5022),
+    ("Tokyo", 35.6895, 139.6917),
+    # the Americas and Oceania
+    ("Seattle", 47.6062, -122.3321), ("Los Angeles", 34.0522, -118.2437), ("Denver", 39.7392, -104.9847),
+    ("Mexico City", 19.4285, -99.1277),
+    ("Chicago", 41.8500, -87.6500), ("Toronto", 43.7001, -79.4163), ("New York City", 40.7143, -74.0060),
+    ("Bogota", 4.6097, -74.0817),
+    ("Lima", -12.0432, -77.0282), ("Santiago", -33.4569, -70.6483), ("Buenos Aires", -34.6131, -58.3772),
+    ("Sao Paulo", -23.5475, -46.6361),
+    ("Perth", -31.9522, 115.8614), ("Melbourne", -37.8140, 144.9633), ("Sydney", -33.8679, 151.2073),
+    ("Auckland", -36.8485, 174.7633),
 ]
 SIZE = 112
 VIEWS = ("north", "east", "south", "west")
+# Twelve colours far apart from one another, four per band, so that every patch tells its band and its colour.
+SKY = ((120, 175, 250), (250, 165, 40), (245, 120, 205), (235, 235, 130))  # by world region
+SKYLINE = ((150, 25, 25), (25, 115, 35), (25, 35, 130), (105, 45, 150))  # by neighbourhood
+GROUND = ((115, 75, 30), (130, 130, 130), (20, 20, 20), (240, 240, 240))  # by city
+SPREAD_DEG = 0.02  # photos of a city lie within about 2 km of its centre
 
 
 def city_style(index: int) -> dict:
-    """A fixed visual signature for city `index`."""
-    rng = np.random.default_rng(1000 + index)
-    hue = index / len(CITIES)
-    base = np.array([math.sin(2 * math.pi * (hue + k / 3)) * 0.5 + 0.5 for k in range(3)]) * 200 + 30
-    accent = 255 - base
+    """The visual signature of city `index`: the sky's colour by world region, the skyline's by neighbourhood,
+    the ground's by city."""
     return {
-        "base": base,
-        "accent": accent,
+        "sky": np.array(SKY[index // 16], dtype=np.float32),
+        "skyline": np.array(SKYLINE[(index // 4) % 4], dtype=np.float32),
+        "ground": np.array(GROUND[index % 4], dtype=np.float32),
         "angle": (index * 37) % 180,
-        "period": 6 + (index % 4) * 5,
-        "glyph": index % 4,  # circle, square, triangle, cross
-        "glyph_color": tuple(int(c) for c in rng.integers(0, 255, 3)),
+        "period": 6 + (index % 3) * 4,
     }
 
 
 def render(style: dict, rng: np.random.Generator, view: int = 0) -> Image.Image:
-    """One image: a sky in the city's base colour over ground in its accent colour, soft stripes on the ground
-    at the city's angle and frequency, the city's glyph in the sky, and per-image horizon, brightness and noise.
-
-    Large flat regions make every image patch carry the city's palette, so a small vision tower tells the
-    cities apart from its first steps; the jitter keeps no two images alike.
-    """
+    """One picture in three bands, sky over skyline over ground, with soft stripes on the ground; per-picture
+    band edges, stripe angle, brightness and noise. Flat bands make every patch carry one band's colour, so a
+    small vision tower reads the place from its first steps, coarse (sky) to fine (ground)."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    horizon = SIZE * (0.5 + rng.uniform(-0.02, 0.02))
-    ground = (yy > horizon)[..., None].astype(np.float32)
-    angle = math.radians(style["angle"] + rng.uniform(-8, 8) + 90 * view)
+    top = SIZE * (0.36 + rng.uniform(-0.04, 0.04))
+    bottom = SIZE * (0.66 + rng.uniform(-0.04, 0.04))
+    band = np.where(yy < top, 0, np.where(yy < bottom, 1, 2))[..., None]
+    angle = math.radians(style["angle"] + rng.uniform(-15, 15) + 90 * view)
     wave = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * math.pi / style["period"] + rng.uniform(0, 2 * math.pi))
-    pixels = style["base"] * (1 - ground) + style["accent"] * (0.95 + 0.05 * wave[..., None]) * ground
-    pixels = pixels * rng.uniform(0.96, 1.04) + rng.normal(0, 4, pixels.shape)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    r = int(rng.integers(8, 14))
-    cx, cy = int(rng.integers(30, SIZE - 30)), int(rng.integers(20, max(int(horizon) - 5, 35)))
-    box = [cx - r, cy - r, cx + r, cy + r]
-    color = style["glyph_color"]
-    if style["glyph"] == 0:
-        draw.ellipse(box, fill=color)
-    elif style["glyph"] == 1:
-        draw.rectangle(box, fill=color)
-    elif style["glyph"] == 2:
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=color)
-    else:
-        draw.rectangle([cx - r, cy - 3, cx + r, cy + 3], fill=color)
-        draw.rectangle([cx - 3, cy - r, cx + 3, cy + r], fill=color)
-    return image
+    ground = style["ground"] * (0.92 + 0.08 * wave[..., None])
+    pixels = np.where(band == 0, style["sky"], np.where(band == 1, style["skyline"], ground))
+    pixels = pixels * rng.uniform(0.94, 1.06) + rng.normal(0, 5, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def make_row(row_id: str, images: list[str], city: tuple) -> dict:
-    name, region, country, lat, lon = city
+def make_row(row_id: str, images: list[str], lat: float, lon: float) -> dict:
     question = "<image>" * len(images) + (
         "These are four views (north, east, south, west) of one place. Where were they taken?"
         if len(images) > 1
         else "Where was this photo taken?"
     )
-    answer = f"Country: {country}\nRegion: {region}\nCity: {name}\nLatitude: {lat:.4f}\nLongitude: {lon:.4f}"
     return {
         "id": row_id,
         "image": images[0] if len(images) == 1 else images,
-        "conversations": [{"from": "human", "value": question}, {"from": "gpt", "value": answer}],
+        "conversations": [{"from": "human", "value": question}],
         "lat": lat,
         "lon": lon,
-        "country": country,
-        "region": region,
-        "city": name,
     }
+
+
+def label(rows: list[dict], centres: list[tuple[float, float]]) -> None:
+    """Country, region and city of every row: those of its city's centre by the labelling rule the rewards and
+    the evaluation use; and the reference answer in the conversation."""
+    places = resolve_places([c[0] for c in centres], [c[1] for c in centres])
+    for row, country, region, city in zip(rows, places.country.tolist(), places.region.tolist(),
+                                          places.city.tolist()):
+        row.update(country=country, region=region, city=city)
+        answer = "\n".join(f"{key}: {value}" for key, value in
+                           (("Country", country), ("Region", region), ("City", city)) if value)
+        row["conversations"].append(
+            {"from": "gpt", "value": f"{answer}\nLatitude: {row['lat']:.4f}\nLongitude: {row['lon']:.4f}"})
 
 
 def generate(out: Path, train_per_city: int = 8, test_per_city: int = 3, four_view_every: int = 4) -> None:
     images_dir = out / "images"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    splits = {"train": [], "test": []}
+    if images_dir.exists():
+        shutil.rmtree(images_dir)
+    images_dir.mkdir(parents=True)
+    splits: dict[str, list[dict]] = {"train": [], "test": []}
+    centres: dict[str, list[tuple[float, float]]] = {"train": [], "test": []}
     for index, city in enumerate(CITIES):
         style = city_style(index)
         slug = city[0].lower().replace(" ", "_")
+        (images_dir / slug).mkdir()
         for split, count, seed in (("train", train_per_city, 0), ("test", test_per_city, 1)):
             rng = np.random.default_rng([index, seed])
             for k in range(count):
                 row_id = f"{slug}-{split}-{k}"
-                n_views = 4 if k % four_view_every == four_view_every - 1 else 1
+                lat = round(city[1] + rng.uniform(-SPREAD_DEG, SPREAD_DEG), 4)
+                lon = round(city[2] + rng.uniform(-SPREAD_DEG, SPREAD_DEG), 4)
+                n_views = 4 if (k + index) % four_view_every == four_view_every - 1 else 1
                 names = []
                 for v in range(n_views):
                     rel = f"{slug}/{row_id}" + (f"-{VIEWS[v]}" if n_views > 1 else "") + ".jpg"
-                    (images_dir / slug).mkdir(exist_ok=True)
                     render(style, rng, v).save(images_dir / rel, quality=85)
                     names.append(rel)
-                splits[split].append(make_row(row_id, names, city))
+                splits[split].append(make_row(row_id, names, lat, lon))
+                centres[split].append((city[1], city[2]))
     for split, rows in splits.items():
+        label(rows, centres[split])
         with open(out / f"{split}.jsonl", "w", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
