@@ -70,6 +70,18 @@ def test_continent_of(country, continent):
     assert continent_of(country) == continent
 
 
+def test_every_country_name_survives_the_answer_format():
+    """The name written into a target or a reward's truth comes back, through an answer line, as the same code."""
+    import pycountry
+
+    from open_r1.answer import parse_answer, render_answer, wrap
+
+    for country in pycountry.countries:
+        name = country_name(country.alpha_2)
+        parsed = parse_answer(wrap("x", render_answer(1.0, 2.0, name, "Region", "City")))
+        assert country_code(parsed.country) == country.alpha_2, (country.alpha_2, name, parsed.country)
+
+
 def test_country_name_prefers_common_names():
     assert country_name("BO") == "Bolivia"
     assert country_name("PT") == "Portugal"

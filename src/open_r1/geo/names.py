@@ -114,6 +114,9 @@ _COUNTRY_ALIASES = {
 }
 # Codes outside ISO 3166-1 that GeoNames (and so reverse geocoding) uses.
 _EXTRA_NAMES = {"XK": "Kosovo"}
+# Names to write where ISO's has a comma ("Congo, The Democratic Republic of the"): an answer line is read up to
+# its first comma, so the ISO name would come back as another country (Congo, CG).
+_DISPLAY_NAMES = {"CD": "DR Congo", "VG": "British Virgin Islands", "VI": "US Virgin Islands"}
 
 
 @lru_cache(maxsize=1)
@@ -158,8 +161,8 @@ def country_code(name: str | None) -> str | None:
 
 def country_name(code: str) -> str | None:
     """Common English name of an alpha-2 code ('BO' -> 'Bolivia'), for rendering labels."""
-    if code in _EXTRA_NAMES:
-        return _EXTRA_NAMES[code]
+    if code in _EXTRA_NAMES or code in _DISPLAY_NAMES:
+        return _EXTRA_NAMES.get(code) or _DISPLAY_NAMES[code]
     country = pycountry.countries.get(alpha_2=code.upper()) if code else None
     if country is None:
         return None
