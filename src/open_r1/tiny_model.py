@@ -92,7 +92,7 @@ CHAT_TEMPLATE = (
 # layer of a model this narrow (and, through TRL's chunked log-prob kernel on CPU, most of a training step's time),
 # gets four times cheaper: an SFT step of the demo went from 2.6 s to 1.0 s.
 COMPACT_VOCAB_SIZE = 1024
-# 128 wide: at 64 the demo's 64 cities were not learnt in 200 SFT steps; at 128 they are (see data_config/sft_demo.yaml).
+# 128 wide: the demo's SFT loss after 80 steps was 1.05 against 1.25 at 64 wide, for 10% more time per step.
 DEFAULT_HIDDEN_SIZE = 128
 
 
