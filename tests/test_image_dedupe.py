@@ -118,6 +118,7 @@ def test_trl_generation_log_probs_and_loss_match_the_plain_path(tmp_path, tiny_m
         build_reward_funcs(["distinct_chars"], {}),
         args,
         train_dataset=with_images(rows_to_dataset([rows[0], rows[3]]), max_pixels=112 * 112),
+        shared_prefill=False,  # generation's prefill sees every copy, so the tower's dedupe is what is counted
     )
     (policy,) = encode_images_once(trainer.model)  # installed by build_grpo_trainer: its counters
     (reference,) = encode_images_once(trainer.ref_model)
