@@ -4,6 +4,8 @@ each in shuffled order, greedy and sampled, and through TRL's GRPOTrainer genera
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from PIL import Image
@@ -45,6 +47,31 @@ def tiny(tiny_model_dir, demo_data):
     assert not batch["attention_mask"].all(), "the batch should be left-padded"
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     yield model, batch, batch_of
+    share_prefill(model, enabled=False)
+
+
+@pytest.fixture(scope="module")
+def qwen2_vl(tiny):
+    """A Qwen2-VL (random weights) with the tiny Qwen2.5-VL's language model shape and token ids, reading the same
+    processor's batches."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    base = tiny[0].config
+    text = {k: v for k, v in base.text_config.to_dict().items() if k not in ("model_type", "layer_types")}
+    vision = base.vision_config
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config={"depth": 2, "embed_dim": 32, "hidden_size": text["hidden_size"], "num_heads": 2,
+                       "mlp_ratio": 2, "patch_size": vision.patch_size, "in_channels": vision.in_channels,
+                       "spatial_merge_size": vision.spatial_merge_size,
+                       "temporal_patch_size": vision.temporal_patch_size},
+        **{k: getattr(base, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id",
+                                         "vision_end_token_id")},
+    )
+    torch.manual_seed(0)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    model.generation_config = tiny[0].generation_config
+    yield model
     share_prefill(model, enabled=False)
 
 
@@ -134,6 +161,15 @@ def test_sampled_tokens_and_scores_match_the_plain_generate(tiny):
     assert len({tuple(c) for c in copies}) > 1
 
 
+def test_qwen2_vl_greedy_and_sampled_steps_match_the_plain_generate(tiny, qwen2_vl):
+    _, batch, _ = tiny
+    for settings in ({"do_sample": False}, {"do_sample": True, "top_k": 20}):
+        plain, shared, seen_plain, seen_shared, stats = both_ways(qwen2_vl, batch, **settings)
+        assert_same_steps(plain, shared)
+        assert seen_shared.lm[0] == (3, batch["input_ids"].shape[1] - 1)
+        assert (stats.shared_calls, stats.rows_prefilled) == (1, 3)
+
+
 def test_prefill_runs_on_the_distinct_prompts_only(tiny):
     model, batch, _ = tiny
     rows, width = batch["input_ids"].shape
@@ -195,3 +231,34 @@ def test_trl_generation_gives_the_plain_completions(tmp_path, tiny_model_dir, de
     assert stats.calls == 1, "the plain generate still went through the wrapper"
     assert torch.equal(shared, plain)
     assert len({tuple(c) for c in plain.tolist()}) > 2, "sampling gave the copies the same completion"
+
+
+@pytest.mark.slow
+def test_two_process_zero3_step_is_the_same_with_and_without_the_shared_prefill(tmp_path, tiny_model_dir, demo_data):
+    """One GRPO step of the real launcher (2 CPU processes, ZeRO-3 with parameters fetched module by module during
+    generation, reference model and old policy) with and without `--shared_prefill`: the same loss, and the same
+    weights after one plain SGD step (lr 1, so the weight change is the clipped gradient)."""
+    from safetensors.torch import load_file
+
+    from test_image_dedupe import launch, mixed_prompts
+
+    data, ds_config, flags = mixed_prompts(tmp_path, demo_data)
+    flags = [*flags, "--ds3_gather_for_generation", "false"]
+    shared_log = launch(tmp_path / "shared", data, ds_config, *flags)
+    plain_log = launch(tmp_path / "plain", data, ds_config, *flags, "--shared_prefill", "false")
+    # each process: 2 distinct prompts in its 8 rows (the main process logs it)
+    assert "shared prefill: 2 prompts prefilled for a generation batch of 8 rows" in shared_log, shared_log[-4000:]
+    assert "shared prefill:" not in plain_log
+
+    def loss(folder):
+        state = json.loads((folder / "checkpoint-1" / "trainer_state.json").read_text())
+        return [h["loss"] for h in state["log_history"] if "loss" in h]
+
+    assert loss(tmp_path / "shared") == pytest.approx(loss(tmp_path / "plain"), abs=1e-5)
+    base = load_file(tiny_model_dir / "model.safetensors")
+    shared = load_file(tmp_path / "shared" / "model.safetensors")
+    plain = load_file(tmp_path / "plain" / "model.safetensors")
+    assert any(not torch.equal(base[k], plain[k]) for k in base), "the step did not train"
+    for name in base:
+        torch.testing.assert_close(shared[name] - base[name], plain[name] - base[name], **TOL,
+                                   msg=lambda m, n=name: f"{n}: {m}")

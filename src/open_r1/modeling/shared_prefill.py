@@ -50,7 +50,8 @@ _ATTR = "_geo_r_shared_prefill"
 
 @dataclass
 class PrefillStats:
-    """Generate calls since installation, the rows they held, and the rows the shared path prefilled."""
+    """Since installation: the generate calls the shared path could take (the others are not counted), the rows
+    they held, the calls that took it, and the rows it prefilled."""
 
     calls: int = 0
     shared_calls: int = 0
@@ -248,6 +249,8 @@ def _shared_prefill_generate(self: nn.Module, *args, generation_config=None, **k
         return plain(generation_config=generation_config, **kwargs)
     stats.shared_calls += 1
     stats.rows_prefilled += len(plan.unique)
+    if stats.shared_calls == 1:
+        logger.info("shared prefill: %d prompts prefilled for a generation batch of %d rows", len(plan.unique), rows)
     return _prefill_and_generate(self, plain, plan, generation_config, kwargs)
 
 
