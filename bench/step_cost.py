@@ -1,7 +1,7 @@
 """What one GRPO step costs at the real Qwen2.5-VL-3B and 7B shapes, and what encoding each image once and
 prefilling each distinct prompt once save.
 
-    python bench/step_cost.py                  # FLOP tables, padding, CPU wall time (about 5 minutes on 2 cores)
+    python bench/step_cost.py                  # FLOP tables, padding, CPU wall time (about 7 minutes on 2 idle cores)
     python bench/step_cost.py --skip_measured  # only the counted figures (seconds)
 
 FLOPs are an exact analytic count from the shapes in `src/open_r1/model_configs/` (no weights, nothing
@@ -167,7 +167,8 @@ def attention_flops(s: Shapes, rows: int, tokens: int, keys: int, *, train: bool
     return forward + (int(ATTENTION_BACKWARD * forward) if train else 0)
 
 
-def generation_flops(s: Shapes, rows: int, prompt: int, new_tokens: int, distinct: int | None = None) -> tuple[int, int]:
+def generation_flops(s: Shapes, rows: int, prompt: int, new_tokens: int,
+                     distinct: int | None = None) -> tuple[int, int]:
     """(prefill, decoding) of transformers' `generate` for `rows` left-padded prompts of `prompt` tokens and
     `new_tokens` tokens each: the prefill scores the last position only, then one KV-cached step per further
     token (the last token needs no step). With `distinct` (the shared prefill, open_r1.modeling.shared_prefill),
