@@ -182,6 +182,22 @@ def test_prefill_runs_on_the_distinct_prompts_only(tiny):
     assert seen_shared.images == [1 + 4 + 1]
 
 
+def test_through_a_lora_adapter(tiny_model_dir, tiny):
+    """PEFT's `generate` reaches the wrapped model's: installed through the adapter, the same greedy tokens."""
+    from peft import LoraConfig, get_peft_model
+
+    _, batch, _ = tiny
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    adapted = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapted.eval()
+    with torch.no_grad():
+        plain = adapted.generate(**batch, do_sample=False, max_new_tokens=NEW_TOKENS)
+        (stats,) = share_prefill(adapted)
+        shared = adapted.generate(**batch, do_sample=False, max_new_tokens=NEW_TOKENS)
+    assert (stats.shared_calls, stats.rows_prefilled) == (1, 3)
+    assert torch.equal(plain, shared)
+
+
 def test_batches_it_does_not_handle_run_the_plain_generate(tiny):
     model, batch, batch_of = tiny
     rows, width = batch["input_ids"].shape
