@@ -1,6 +1,7 @@
-"""What one GRPO step costs at the real Qwen2.5-VL-3B and 7B shapes, and what encoding each image once saves.
+"""What one GRPO step costs at the real Qwen2.5-VL-3B and 7B shapes, and what encoding each image once and
+prefilling each distinct prompt once save.
 
-    python bench/step_cost.py                  # FLOP tables, padding, CPU wall time (about 5 minutes on 2 cores)
+    python bench/step_cost.py                  # FLOP tables, padding, CPU wall time (about 7 minutes on 2 idle cores)
     python bench/step_cost.py --skip_measured  # only the counted figures (seconds)
 
 FLOPs are an exact analytic count from the shapes in `src/open_r1/model_configs/` (no weights, nothing
@@ -19,15 +20,17 @@ One GRPO step here is one prompt (1 or 4 photos at the default max_pixels, 401,4
   default), TRL's fused log-prob head on the completion tokens only (as on a GPU) and recomputed in its backward;
 - the old policy's forward, when TRL computes it (num_iterations > 1, steps_per_generation above the gradient
   accumulation, or vLLM's importance sampling), and the reference model's forward, when beta > 0.
-"Before" encodes every copy of the images (G per pass); "after" is `--dedupe_images` (the default): each
-distinct image once per pass. TRL's default (beta 0, one iteration) pays generation and the policy pass; the
-demo recipe (beta 0.04) adds the reference pass, and vLLM generation or num_iterations > 1 the old-policy pass.
+"Every copy" encodes every copy of the images (G per pass); "each image once" is `--dedupe_images` (the
+default): each distinct image once per pass; "+ shared prefill" adds `--shared_prefill` (the default): the LM
+prefill runs on the distinct prompt (all but its last token), whose KV cache the G rows share. TRL's default
+(beta 0, one iteration) pays generation and the policy pass; the demo recipe (beta 0.04) adds the reference pass,
+and vLLM generation or num_iterations > 1 the old-policy pass.
 
 The padding section measures how much of the LM's work is padding tokens: in a synthetic 3B-shaped generation
 batch laid out exactly as TRL 1.16 lays it out, and in real steps of the demo recipe on the tiny model. The wall
-time section runs real TRL steps on the tiny model with a wider vision tower, alternating the plain and the
-deduplicated vision forward step by step, and prints their ratio (a ratio from one run: the absolute seconds
-depend on the machine and its load).
+time section runs real TRL steps on the tiny model with a wider vision tower, the plain path, the deduplicated
+vision forward and that with the shared prefill taking turns step by step, and prints their ratios (ratios from
+one run: the absolute seconds depend on the machine and its load).
 """
 
 from __future__ import annotations
@@ -164,11 +167,17 @@ def attention_flops(s: Shapes, rows: int, tokens: int, keys: int, *, train: bool
     return forward + (int(ATTENTION_BACKWARD * forward) if train else 0)
 
 
-def generation_flops(s: Shapes, rows: int, prompt: int, new_tokens: int) -> tuple[int, int]:
+def generation_flops(s: Shapes, rows: int, prompt: int, new_tokens: int,
+                     distinct: int | None = None) -> tuple[int, int]:
     """(prefill, decoding) of transformers' `generate` for `rows` left-padded prompts of `prompt` tokens and
     `new_tokens` tokens each: the prefill scores the last position only, then one KV-cached step per further
-    token (the last token needs no step)."""
-    prefill = lm_flops(s, rows, prompt, prompt, rows)
+    token (the last token needs no step). With `distinct` (the shared prefill, open_r1.modeling.shared_prefill),
+    the base model (no LM head) runs on the `distinct` prompts but their last token, and `generate` then runs
+    that last token for every row against the gathered cache and scores it."""
+    if distinct is None:
+        prefill = lm_flops(s, rows, prompt, prompt, rows)
+    else:
+        prefill = lm_flops(s, distinct, prompt - 1, prompt - 1, 0) + lm_flops(s, rows, 1, prompt, rows)
     decoding = sum(lm_flops(s, rows, 1, prompt + k, rows) for k in range(1, new_tokens))
     return prefill, decoding
 
@@ -193,16 +202,18 @@ class StepCost:
 
 
 def step_cost(s: Shapes, grids: list[tuple[int, int, int]], prompt: int, completion: int, generations: int, *,
-              dedupe: bool, train_vision: bool = True) -> StepCost:
-    """One prompt with `grids` images and `generations` completions of `completion` tokens (none padded)."""
+              dedupe: bool, shared_prefill: bool = False, train_vision: bool = True) -> StepCost:
+    """One prompt with `grids` images and `generations` completions of `completion` tokens (none padded).
+    `shared_prefill` (which encodes the prompt's images once in generation whatever `dedupe`): the LM prefill
+    of the one distinct prompt instead of its G copies."""
     copies = 1 if dedupe else generations
     images = grids * copies
-    prefill, decoding = generation_flops(s, generations, prompt, completion)
+    prefill, decoding = generation_flops(s, generations, prompt, completion, 1 if shared_prefill else None)
     width = prompt + completion
     head = generations * completion  # TRL scores the completion tokens only (on a GPU)
     return StepCost(
         vision={
-            "generation": vision_flops(s, images, train=False),
+            "generation": vision_flops(s, grids if shared_prefill else images, train=False),
             "policy": vision_flops(s, images, train=train_vision),
             "old": vision_flops(s, images, train=False),
             "ref": vision_flops(s, images, train=False),
@@ -253,28 +264,30 @@ def flop_table(processor, generations: int, completion: int) -> list[str]:
         f"FLOPs of one GRPO step (TFLOP): one prompt of 1 or 4 {PHOTO[0]}x{PHOTO[1]} photos at max_pixels "
         f"{MAX_PIXELS:,}, G = {generations}, completions of {completion} tokens, vision tower trained",
         "",
-        "| model | views | prompt tokens | vision path | images/pass | vision | LM prefill | decoding | policy fwd+bwd "
+        "| model | views | prompt tokens | path | images/pass | vision | LM prefill | decoding | policy fwd+bwd "
         "| old policy fwd | ref fwd | step, beta 0 | step, + ref | step, + ref + old | vision share | saved |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     summary = []
+    paths = {"every copy": (False, False), "each image once": (True, False), "+ shared prefill": (True, True)}
     for size in ("3b", "7b"):
         s = Shapes.of(size)
         for views in (1, 4):
             prompt, grids = prompt_shape(processor, views)
-            costs = {dedupe: step_cost(s, grids, prompt, completion, generations, dedupe=dedupe)
-                     for dedupe in (False, True)}
-            for dedupe, c in costs.items():
+            costs = {name: step_cost(s, grids, prompt, completion, generations, dedupe=dedupe,
+                                     shared_prefill=shared)
+                     for name, (dedupe, shared) in paths.items()}
+            before = costs["every copy"]
+            for name, c in costs.items():
                 full = c.total(old=True, ref=True)
                 saved = ""
-                if dedupe:
-                    before = costs[False]
+                if c is not before:
                     saved = " / ".join(
                         f"{1 - c.total(old=o, ref=r) / before.total(old=o, ref=r):.1%}"
                         for o, r in ((False, False), (False, True), (True, True))
                     )
                 lines.append(
-                    f"| {size.upper()} | {views} | {prompt:,} | {'each image once' if dedupe else 'every copy'} "
+                    f"| {size.upper()} | {views} | {prompt:,} | {name} "
                     f"| {c.images_per_pass} | {tflops(c.vision_total(old=True, ref=True))} | {tflops(c.prefill)} "
                     f"| {tflops(c.decoding)} | {tflops(c.policy)} | {tflops(c.old)} | {tflops(c.ref)} "
                     f"| {tflops(c.total(old=False, ref=False))} | {tflops(c.total(old=False, ref=True))} "
@@ -286,8 +299,9 @@ def flop_table(processor, generations: int, completion: int) -> list[str]:
         "",
         f"vision = the tower in every pass (generation, policy forward+backward, old, ref); images/pass = images "
         f"the tower encodes per pass; a photo is {grids[0][1]}x{grids[0][2]} patches = "
-        f"{grids[0][1] * grids[0][2] // 4} image tokens; 'saved' = fewer FLOPs per step with beta 0 / + ref / "
-        "+ ref + old.",
+        f"{grids[0][1] * grids[0][2] // 4} image tokens; 'saved' = fewer FLOPs per step than 'every copy' with "
+        "beta 0 / + ref / + ref + old; '+ shared prefill' = each image once and the LM prefill of the distinct "
+        "prompt only (its last token then runs for each of the G rows).",
     ]
     return lines
 
@@ -303,15 +317,18 @@ def recipe_note(processor, generations: int, completion: int) -> list[str]:
     prompt, grids = prompt_shape(processor, 4)
     before = step_cost(s, grids, prompt, completion, generations, dedupe=False)
     after = step_cost(s, grids, prompt, completion, generations, dedupe=True)
+    shared = step_cost(s, grids, prompt, completion, generations, dedupe=True, shared_prefill=True)
     # rows / micro micro-batches each encode `distinct` prompts' images, for rows / G prompts
     per_prompt_policy = vision_flops(s, grids, train=True) * distinct * generations / micro
-    after.vision["policy"] = int(per_prompt_policy)
+    after.vision["policy"] = shared.vision["policy"] = int(per_prompt_policy)
     return [
         f"3B recipe (per_device_train_batch_size {micro}, gradient_accumulation_steps 2): TRL shuffles the "
         f"{rows} rows of a generation batch into 2 micro-batches, which hold {distinct:.2f} prompts on average "
         f"(20,000 shuffles), so the policy pass encodes each image {distinct:.2f} times instead of once; generation "
         f"and the old/ref passes (run on the unshuffled batch) still encode it once. 4 views, 3B, beta 0: "
-        f"{1 - after.total(old=False, ref=False) / before.total(old=False, ref=False):.0%} fewer FLOPs per step.",
+        f"{1 - after.total(old=False, ref=False) / before.total(old=False, ref=False):.0%} fewer FLOPs per step, "
+        f"{1 - shared.total(old=False, ref=False) / before.total(old=False, ref=False):.0%} with the shared prefill "
+        "(generation runs on the unshuffled batch: the G copies of a prompt share one prefill).",
     ]
 
 
@@ -485,6 +502,7 @@ def demo_padding(steps: int) -> list[str]:
             [varied_reward],
             grpo_args(out, max_steps=steps, **{k: recipe[k] for k in keys}),
             train_dataset=with_images(rows_to_dataset(rows), max_pixels=recipe["max_pixels"]),
+            shared_prefill=False,  # the recorder sees generate's prefill as TRL lays it out, every copy
         )
         recorder = PassRecorder(trainer)
         trainer.train()
@@ -542,9 +560,13 @@ def four_view_rows(folder: Path, count: int, side: int):
     return load_rows(str(folder / "rows.jsonl"), str(images))
 
 
-def wall_time(pairs: int, generations: int, width: int, depth: int, side: int, completion: int) -> list[str]:
-    """Seconds per GRPO step on the CPU with the plain and the deduplicated vision forward, alternating step by
-    step in one run (after one warm-up step), so both see the same machine load."""
+WALL_PATHS = {"every copy": (False, False), "each image once": (True, False), "+ shared prefill": (True, True)}
+
+
+def wall_time(rounds: int, generations: int, width: int, depth: int, side: int, completion: int) -> list[str]:
+    """Seconds per GRPO step on the CPU with the plain path, the deduplicated vision forward, and that with the
+    shared prefill, taking turns step by step in one run (after one warm-up step), so all see the same machine
+    load."""
     import torch
     from transformers import AutoProcessor, TrainerCallback
     from trl import ModelConfig
@@ -552,25 +574,30 @@ def wall_time(pairs: int, generations: int, width: int, depth: int, side: int, c
     from open_r1.data.dataset import rows_to_dataset, with_images
     from open_r1.modeling.image_dedupe import encode_images_once
     from open_r1.modeling.loading import load_model
+    from open_r1.modeling.shared_prefill import share_prefill
     from open_r1.training.grpo import build_grpo_trainer
 
-    times: dict[bool, list[float]] = {False: [], True: []}  # wall seconds per step
-    cpu: dict[bool, list[float]] = {False: [], True: []}  # this process's CPU seconds per step (all threads)
+    names = list(WALL_PATHS)
+    times: dict[str, list[float]] = {name: [] for name in names}  # wall seconds per step
+    cpu: dict[str, list[float]] = {name: [] for name in names}  # this process's CPU seconds per step (all threads)
 
-    class Alternate(TrainerCallback):
+    class TakeTurns(TrainerCallback):
         def __init__(self):
-            self.dedupe, self.start, self.cpu_start = True, 0.0, 0.0
+            self.path, self.start, self.cpu_start = names[0], 0.0, 0.0
 
         def on_step_begin(self, args, state, control, **kwargs):
-            self.dedupe = state.global_step % 2 == 1  # step 0 (warm-up) and even steps: plain
-            encode_images_once(trainer.model, enabled=self.dedupe)
-            encode_images_once(trainer.ref_model, enabled=self.dedupe)
+            step = state.global_step  # step 0 warms up on the plain path
+            self.path = names[0] if step == 0 else names[(step - 1) % len(names)]
+            dedupe, shared = WALL_PATHS[self.path]
+            encode_images_once(trainer.model, enabled=dedupe)
+            encode_images_once(trainer.ref_model, enabled=dedupe)
+            share_prefill(trainer.model, enabled=shared)
             self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step > 1:  # the first step warms up
-                times[self.dedupe].append(time.perf_counter() - self.start)
-                cpu[self.dedupe].append(time.process_time() - self.cpu_start)
+                times[self.path].append(time.perf_counter() - self.start)
+                cpu[self.path].append(time.process_time() - self.cpu_start)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -583,40 +610,43 @@ def wall_time(pairs: int, generations: int, width: int, depth: int, side: int, c
             model,
             processor,
             [varied_reward],
-            grpo_args(str(tmp / "out"), max_steps=1 + 2 * pairs, per_device_train_batch_size=2 * generations,
-                      num_generations=generations, max_completion_length=completion, beta=0.04),
+            grpo_args(str(tmp / "out"), max_steps=1 + len(names) * rounds,
+                      per_device_train_batch_size=2 * generations, num_generations=generations,
+                      max_completion_length=completion, beta=0.04),
             train_dataset=with_images(rows_to_dataset(rows), max_pixels=side * side),
         )
-        trainer.add_callback(Alternate())
+        trainer.add_callback(TakeTurns())
         trainer.train()
     shapes = Shapes.from_config(model.config)
     # counted for the step's 2 prompts (same shapes, so twice one prompt), completions at full length (the tiny
     # model rarely stops early)
-    before = step_cost(shapes, grids, prompt, completion, generations, dedupe=False)
-    after = step_cost(shapes, grids, prompt, completion, generations, dedupe=True)
+    costs = {name: step_cost(shapes, grids, prompt, completion, generations, dedupe=dedupe, shared_prefill=shared)
+             for name, (dedupe, shared) in WALL_PATHS.items()}
     median = {key: statistics.median(values) for key, values in times.items()}
     cpu_median = {key: statistics.median(values) for key, values in cpu.items()}
 
-    def row(name, cost, dedupe):
+    def row(name):
+        cost = costs[name]
         total = 2 * cost.total(old=False, ref=True)
-        return (f"| {name} | {median[dedupe]:.2f} | {', '.join(f'{t:.1f}' for t in times[dedupe])} | "
-                f"{cpu_median[dedupe]:.2f} | {total / 1e9:,.1f} G | "
+        return (f"| {name} | {median[name]:.2f} | {', '.join(f'{t:.1f}' for t in times[name])} | "
+                f"{cpu_median[name]:.2f} | {total / 1e9:,.1f} G | "
                 f"{cost.vision_total(old=False, ref=True) / cost.total(old=False, ref=True):.0%} |")
 
+    plain = names[0]
     return [
         f"CPU wall time: tiny Qwen2.5-VL with a {width}-wide, {depth}-block vision tower, 2 prompts of 4 "
-        f"{side}x{side} photos x G = {generations}, completions of {completion} tokens, beta 0.04; {pairs} steps "
-        f"each way, alternating in one run after a warm-up step; torch threads: {torch.get_num_threads()}",
+        f"{side}x{side} photos x G = {generations}, completions of {completion} tokens, beta 0.04; {rounds} steps "
+        f"each way, taking turns in one run after a warm-up step; torch threads: {torch.get_num_threads()}",
         "",
-        "| vision path | median wall s/step | steps (wall s) | median CPU s/step | counted FLOPs/step "
+        "| path | median wall s/step | steps (wall s) | median CPU s/step | counted FLOPs/step "
         "| vision share of FLOPs |",
         "| --- | --- | --- | --- | --- | --- |",
-        row("every copy", before, False),
-        row("each image once", after, True),
+        *(row(name) for name in names),
         "",
-        f"ratio (each image once / every copy), medians: {median[True] / median[False]:.2f} of the wall time, "
-        f"{cpu_median[True] / cpu_median[False]:.2f} of the CPU time per step (CPU time counts this process only, "
-        "so it moves less with the machine's other load)",
+        "ratio to every copy, medians: " + "; ".join(
+            f"{name}: {median[name] / median[plain]:.2f} of the wall time, "
+            f"{cpu_median[name] / cpu_median[plain]:.2f} of the CPU time" for name in names[1:])
+        + " per step (CPU time counts this process only, so it moves less with the machine's other load)",
     ]
 
 
@@ -626,7 +656,7 @@ def main() -> None:
     parser.add_argument("--completion", type=int, default=512, help="completion tokens (max_completion_length)")
     parser.add_argument("--skip_measured", action="store_true", help="only the counted figures (no CPU runs)")
     parser.add_argument("--demo_steps", type=int, default=2, help="demo-recipe steps measured for padding")
-    parser.add_argument("--wall_pairs", type=int, default=4, help="timed steps with each vision path")
+    parser.add_argument("--wall_rounds", type=int, default=4, help="timed steps with each path")
     parser.add_argument("--vision_width", type=int, default=128, help="wall time: the vision tower's width")
     parser.add_argument("--vision_depth", type=int, default=4, help="wall time: the vision tower's blocks")
     parser.add_argument("--side", type=int, default=168, help="wall time: photo side in pixels")
@@ -648,7 +678,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)  # one thread: no spin-waiting while other processes hold the cores
     print("\n".join(demo_padding(args.demo_steps)), end="\n\n", flush=True)
-    print("\n".join(wall_time(args.wall_pairs, args.generations, args.vision_width, args.vision_depth, args.side,
+    print("\n".join(wall_time(args.wall_rounds, args.generations, args.vision_width, args.vision_depth, args.side,
                               args.wall_completion)), flush=True)
 
 

@@ -118,6 +118,7 @@ def test_trl_generation_log_probs_and_loss_match_the_plain_path(tmp_path, tiny_m
         build_reward_funcs(["distinct_chars"], {}),
         args,
         train_dataset=with_images(rows_to_dataset([rows[0], rows[3]]), max_pixels=112 * 112),
+        shared_prefill=False,  # generation's prefill sees every copy, so the tower's dedupe is what is counted
     )
     (policy,) = encode_images_once(trainer.model)  # installed by build_grpo_trainer: its counters
     (reference,) = encode_images_once(trainer.ref_model)
@@ -168,7 +169,7 @@ def test_trl_generation_log_probs_and_loss_match_the_plain_path(tmp_path, tiny_m
     assert torch.equal(greedy(), deduped_greedy)
 
 
-def launch(output_dir, data, ds_config, *flags, timeout=900) -> None:
+def launch(output_dir, data, ds_config, *flags, timeout=900) -> str:
     # GRPO from the base tiny model alone: no SFT warm start, no held-out evaluation, whatever the launcher's defaults
     env = dict(os.environ, OUTPUT_DIR=str(output_dir), REPORT_TO="none", CUDA_VISIBLE_DEVICES="",
                DATA_PATHS=str(data), IMAGE_FOLDERS=str(REPO / "data/demo/images"), DS_CONFIG=str(ds_config),
@@ -177,13 +178,12 @@ def launch(output_dir, data, ds_config, *flags, timeout=900) -> None:
     result = subprocess.run(["bash", "run_scripts/run_grpo_rec.sh", *flags], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    return result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_two_process_zero3_step_is_the_same_with_and_without_dedupe(tmp_path, tiny_model_dir, demo_data):
-    """One GRPO step of the real launcher (2 CPU processes, ZeRO-3, reference model and old policy) with and
-    without `--dedupe_images`: the same loss, and the same weights after one plain SGD step (lr 1, so the weight
-    change is the clipped gradient)."""
+def mixed_prompts(tmp_path, demo_data):
+    """(data, ZeRO-3 config with plain SGD, launcher flags) of a one-step 2-process run in which each process
+    holds one 1-image and one 4-image prompt (no shuffling), 4 completions each."""
     train, _, _ = demo_data
     lines = train.read_text().splitlines()
     ones = [line for line in lines if isinstance(json.loads(line)["image"], str)]
@@ -192,13 +192,21 @@ def test_two_process_zero3_step_is_the_same_with_and_without_dedupe(tmp_path, ti
     ds_config = json.loads((REPO / "local_scripts" / "zero3_cpu.json").read_text())
     ds_config["zero_allow_untested_optimizer"] = True  # plain SGD, whose step shows the gradient itself
     (tmp_path / "zero3_sgd.json").write_text(json.dumps(ds_config))
-    # each process: one 1-image and one 4-image prompt (no shuffling), 4 completions each
     flags = ["--max_steps", "1", "--save_steps", "1", "--shuffle_dataset", "false", "--per_device_train_batch_size",
              "8", "--num_generations", "4", "--max_completion_length", "8", "--beta", "0.04", "--num_iterations",
              "2", "--optim", "sgd", "--learning_rate", "1.0", "--lr_scheduler_type", "constant",
              "--reward_funcs", "distinct_chars", "--reward_weights", "1.0", "--reward_module", DENSE]
-    launch(tmp_path / "deduped", data, tmp_path / "zero3_sgd.json", *flags)
-    launch(tmp_path / "plain", data, tmp_path / "zero3_sgd.json", *flags, "--dedupe_images", "false")
+    return data, tmp_path / "zero3_sgd.json", flags
+
+
+@pytest.mark.slow
+def test_two_process_zero3_step_is_the_same_with_and_without_dedupe(tmp_path, tiny_model_dir, demo_data):
+    """One GRPO step of the real launcher (2 CPU processes, ZeRO-3, reference model and old policy) with and
+    without `--dedupe_images`: the same loss, and the same weights after one plain SGD step (lr 1, so the weight
+    change is the clipped gradient)."""
+    data, ds_config, flags = mixed_prompts(tmp_path, demo_data)
+    launch(tmp_path / "deduped", data, ds_config, *flags)
+    launch(tmp_path / "plain", data, ds_config, *flags, "--dedupe_images", "false")
 
     def loss(folder):
         state = json.loads((folder / "checkpoint-1" / "trainer_state.json").read_text())

@@ -201,6 +201,12 @@ class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments, 
                   "times) in generation and in every log-prob pass, with the same losses and gradients; false: the "
                   "vision tower encodes every copy"},
     )
+    shared_prefill: bool = field(
+        default=True,
+        metadata={"help": "transformers generation: prefill each distinct prompt of a generation batch once and "
+                  "share its KV cache with the prompt's num_generations copies, with the same completions; false: "
+                  "prefill every copy (vLLM generation does its own prefix caching)"},
+    )
 
     def __post_init__(self) -> None:
         RewardArguments.__post_init__(self)

@@ -58,6 +58,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         peft_config=get_peft_config(model_args),
         reward_max_failing_steps=script_args.reward_max_failing_steps,
         dedupe_images=script_args.dedupe_images,
+        shared_prefill=script_args.shared_prefill,
         reward_weight_schedules=parse_weight_schedules(script_args.reward_weight_schedules),
         toolset=toolset,
     )

@@ -14,6 +14,7 @@ from trl import GRPOConfig, GRPOTrainer
 from open_r1.modeling.chat_template import enable_tool_calls
 from open_r1.modeling.image_dedupe import encode_images_once
 from open_r1.modeling.loading import ensure_left_padding
+from open_r1.modeling.shared_prefill import share_prefill
 from open_r1.schedules import WeightSchedule
 from open_r1.tools import ToolSet
 from open_r1.training.callbacks import (
@@ -47,13 +48,15 @@ def build_grpo_trainer(
     peft_config=None,
     reward_max_failing_steps: int = 10,
     dedupe_images: bool = True,
+    shared_prefill: bool = True,
     reward_weight_schedules: Sequence[WeightSchedule] = (),
     toolset: ToolSet | None = None,
 ) -> GRPOTrainer:
     """A `GRPOTrainer` whose processor pads on the left, whatever the caller handed in. It saves and stops at
     the next step on SIGTERM/SIGUSR1, and stops when a reward has failed on `reward_max_failing_steps`
     consecutive steps (0: never). With `dedupe_images`, the policy's and the reference model's vision towers
-    encode each distinct image of a batch once (GRPO repeats every prompt's images num_generations times).
+    encode each distinct image of a batch once (GRPO repeats every prompt's images num_generations times). With
+    `shared_prefill`, the policy's `generate` (transformers generation) prefills each distinct prompt once.
     `reward_weight_schedules` move those rewards' weights in TRL's own weight tensor at each step.
     With a `toolset`, episodes are multi-turn: TRL's own tool loop (`tools=`, and `environment_factory=` for the
     photo tools, which need each rollout's row), up to `args.max_tool_calling_iterations` rounds of calls, with
@@ -94,4 +97,6 @@ def build_grpo_trainer(
     if dedupe_images:  # the reference model is TRL's own copy, loaded in GRPOTrainer's __init__
         encode_images_once(trainer.model)
         encode_images_once(trainer.ref_model)
+    if shared_prefill:  # vLLM generation does not call the model's generate
+        share_prefill(trainer.model)
     return trainer
