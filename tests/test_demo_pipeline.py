@@ -25,7 +25,7 @@ FAILURE_KM = math.pi * 6371.0088  # what an unparsed answer counts as in the mea
 
 pytestmark = pytest.mark.slow
 SHORT = dict(SFT_FLAGS="--max_steps 6 --save_steps 6 --per_device_train_batch_size 8",
-             EVAL_FLAGS="--max_new_tokens 64 --batch_size 48")
+             EVAL_FLAGS="--max_new_tokens 64 --batch_size 48 --question_template {question}")
 GRPO_FLAGS = ["--max_steps", "3", "--save_steps", "3", "--per_device_train_batch_size", "8",
               "--max_completion_length", "48"]
 
