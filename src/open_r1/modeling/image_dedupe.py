@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import types
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from open_r1.modeling.method_wrap import wrap_method
 
 logger = logging.getLogger(__name__)
 
@@ -227,22 +228,5 @@ def encode_images_once(model: nn.Module | None, enabled: bool = True) -> list[De
     model (TRL's reference model, for one) dedupes with its own weights."""
     if model is None:
         return []
-    stats = []
-    for tower in vision_towers(model):
-        installed = tower.__dict__.get(_ATTR)
-        if enabled:
-            if installed is None:
-                before = tower.__dict__.get("forward")  # an instance forward set before ours, else the class's
-                installed = (before, DedupeStats())
-                tower.__dict__[_ATTR] = installed
-                tower.forward = types.MethodType(_deduped_forward, tower)
-                logger.info("%s encodes each distinct image of a batch once", type(tower).__name__)
-            stats.append(installed[1])
-        elif installed is not None:
-            before, _ = installed
-            del tower.__dict__[_ATTR]
-            if before is None:
-                del tower.forward
-            else:
-                tower.forward = before
-    return stats
+    return wrap_method(vision_towers(model), "forward", _deduped_forward, _ATTR, DedupeStats, enabled,
+                       "encodes each distinct image of a batch once")

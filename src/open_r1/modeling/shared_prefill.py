@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import types
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import DynamicCache, GenerationConfig
 from transformers.generation.configuration_utils import GenerationMode
+
+from open_r1.modeling.method_wrap import wrap_method
 
 logger = logging.getLogger(__name__)
 
@@ -266,22 +267,5 @@ def share_prefill(model: nn.Module | None, enabled: bool = True) -> list[Prefill
     with its own weights."""
     if model is None:
         return []
-    stats = []
-    for generator in generating_models(model):
-        installed = generator.__dict__.get(_ATTR)
-        if enabled:
-            if installed is None:
-                before = generator.__dict__.get("generate")  # an instance generate set before ours
-                installed = (before, PrefillStats())
-                generator.__dict__[_ATTR] = installed
-                generator.generate = types.MethodType(_shared_prefill_generate, generator)
-                logger.info("%s prefills each distinct prompt of a generation batch once", type(generator).__name__)
-            stats.append(installed[1])
-        elif installed is not None:
-            before, _ = installed
-            del generator.__dict__[_ATTR]
-            if before is None:
-                del generator.generate
-            else:
-                generator.generate = before
-    return stats
+    return wrap_method(generating_models(model), "generate", _shared_prefill_generate, _ATTR, PrefillStats, enabled,
+                       "prefills each distinct prompt of a generation batch once")
