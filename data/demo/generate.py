@@ -74,7 +74,7 @@ VIEWS = ("north", "east", "south", "west")
 SKY = ((120, 175, 250), (250, 165, 40), (245, 120, 205), (235, 235, 130))  # by world region
 SKYLINE = ((150, 25, 25), (25, 115, 35), (25, 35, 130), (105, 45, 150))  # by neighbourhood
 GROUND = ((115, 75, 30), (130, 130, 130), (20, 20, 20), (240, 240, 240))  # by city
-SPREAD_DEG = 0.02  # photos of a city lie within about 2 km of its centre
+SPREAD_DEG = 0.02  # up to 0.02 degrees in latitude and longitude: within about 3 km of the centre
 
 
 def city_style(index: int) -> dict:
@@ -92,7 +92,7 @@ def city_style(index: int) -> dict:
 def render(style: dict, rng: np.random.Generator, view: int = 0) -> Image.Image:
     """One picture in three bands, sky over skyline over ground, with soft stripes on the ground; per-picture
     band edges, stripe angle, brightness and noise. Flat bands make every patch carry one band's colour, so a
-    small vision tower reads the place from its first steps, coarse (sky) to fine (ground)."""
+    small vision tower can tell the place apart, coarse (sky) to fine (ground)."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     top = SIZE * (0.36 + rng.uniform(-0.04, 0.04))
     bottom = SIZE * (0.66 + rng.uniform(-0.04, 0.04))
