@@ -152,6 +152,18 @@ def test_no_learning_signal_is_reported_loudly(tmp_path, tiny_model_dir, caplog)
     assert "NO LEARNING SIGNAL" in caplog.text
 
 
+def test_a_model_that_samples_one_completion_per_prompt_is_reported(tmp_path, tiny_model_dir, caplog):
+    # near-greedy sampling: every group's completions are the same text, so their (non-zero) rewards are equal;
+    # TRL's frac_reward_zero_std misses such groups, frac_reward_flat_groups counts them
+    with caplog.at_level("WARNING"):
+        out = run_main(tmp_path, tiny_model_dir, max_steps=3, temperature=1e-3)
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [log for log in logs if "reward" in log]
+    assert len(steps) == 3 and all(log["reward"] > 0 for log in steps)
+    assert [log["frac_reward_flat_groups"] for log in steps] == [1.0, 1.0, 1.0]
+    assert "NO LEARNING SIGNAL" in caplog.text and "higher --temperature" in caplog.text
+
+
 def test_streaming_run_trains_from_a_lazy_stream(tmp_path, tiny_model_dir):
     out = run_main(
         tmp_path, tiny_model_dir, script={"streaming": True, "max_rows": None}, max_steps=2,

@@ -239,3 +239,47 @@ def test_every_epoch_draws_the_same_rows_whether_resumed_or_not():
     resumed = loader()
     callback.on_epoch_begin(args, TrainerState(epoch=2.25), TrainerControl(), train_dataloader=resumed)
     assert [b.tolist() for b in resumed] == uninterrupted[2]
+
+
+def test_flat_groups_are_counted_on_the_weighted_total_with_a_relative_tolerance():
+    import torch
+
+    from open_r1.training.reward_spread import flat_group_share
+
+    same = [[2.136, 0.5]] * 4  # one group of 4 completions with identical rewards
+    varied = [[2.136, 0.5], [2.136, 0.0], [1.0, 0.5], [2.136, 0.5]]
+    rewards = torch.tensor(same + varied, dtype=torch.float32)
+    assert flat_group_share(rewards, torch.tensor([1.0, 1.0]), 4) == 0.5
+    # the second function's differences are all that tells the second group apart: weight 0 flattens it
+    rewards = torch.tensor(same + [[2.136, 0.5], [2.136, 0.0], [2.136, 0.5], [2.136, 0.5]])
+    assert flat_group_share(rewards, torch.tensor([1.0, 1.0]), 4) == 0.5
+    assert flat_group_share(rewards, torch.tensor([1.0, 0.0]), 4) == 1.0
+    # float32 noise of big rewards is flat; a real difference of 5e-3 is not
+    big = torch.tensor([[1000.0], [1000.0 + 3e-5], [1000.0], [1000.0 + 5e-3]])
+    assert flat_group_share(big, torch.tensor([1.0]), 2) == 0.5
+    # NaN (nothing to score) is left out; a group with fewer than two scored completions teaches nothing
+    nan = float("nan")
+    rewards = torch.tensor([[nan], [1.0], [nan], [nan], [0.0], [1.0]])
+    assert flat_group_share(rewards, torch.tensor([1.0]), 2) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(
+    ("flat", "headline"),
+    [(1.0, "NO LEARNING SIGNAL"), (0.95, "LITTLE LEARNING SIGNAL"), (0.5, None)],
+)
+def test_the_no_signal_warning_reads_the_share_of_flat_groups(caplog, flat, headline):
+    from transformers import TrainerControl, TrainerState
+
+    from open_r1.training.callbacks import NoLearningSignalCallback
+
+    callback, state = NoLearningSignalCallback(patience=3), TrainerState()
+    with caplog.at_level("WARNING"):
+        for step in range(1, 4):
+            state.global_step = step
+            # TRL's own measure says every group has a spread: only the flat share can tell
+            logs = {"reward": 2.1, "reward_std": 0.4, "frac_reward_zero_std": 0.0, "frac_reward_flat_groups": flat}
+            callback.on_log(None, state, TrainerControl(), logs=logs)
+    if headline is None:
+        assert "LEARNING SIGNAL" not in caplog.text
+    else:
+        assert headline in caplog.text and "at step 3" in caplog.text

@@ -36,16 +36,19 @@ def sum_over_ranks(values: Sequence[int]) -> list[int]:
 
 
 class NoLearningSignalCallback(TrainerCallback):
-    """Warn when GRPO has no signal to learn from.
+    """Warn when GRPO has no signal, or almost none, to learn from.
 
-    GRPO's advantage is a reward minus its group's mean: when every completion of every group scores the same
-    (typically all zero, because a model that never writes the answer format gets 0 from every geo reward),
-    the policy gradient is exactly zero and the run burns GPU hours on nothing. After `patience` consecutive
-    logs like that, this warns loudly (once per streak), naming the likely causes.
+    GRPO's advantage is a reward minus its group's mean: when every completion of a group scores the same, that
+    group adds nothing to the gradient. Two ways a run ends up there: every reward is zero (a model that never
+    writes the answer format gets 0 from every geo reward), or the model samples the same completion for every
+    prompt (an SFT warm start trained to near-certainty, at a low temperature). After `patience` consecutive logs
+    where every group is flat, or at least `flat_share` of them (`frac_reward_flat_groups`, logged by
+    `open_r1.training.reward_spread`), this warns loudly (once per streak), naming the likely causes.
     """
 
-    def __init__(self, patience: int = 3):
+    def __init__(self, patience: int = 3, flat_share: float = 0.9):
         self.patience = patience
+        self.flat_share = flat_share
         self.streak = 0
         self.warned = False
 
@@ -53,20 +56,27 @@ class NoLearningSignalCallback(TrainerCallback):
         if not logs or "reward" not in logs:
             return
         all_zero = logs.get("reward") == 0 and logs.get("reward_std", 0) == 0
-        no_spread = logs.get("frac_reward_zero_std", 0.0) >= 1.0
-        if all_zero or no_spread:
+        flat = max(logs.get("frac_reward_zero_std", 0.0), logs.get("frac_reward_flat_groups", 0.0))
+        if all_zero or flat >= self.flat_share:
             self.streak += 1
         else:
             self.streak, self.warned = 0, False
         if self.streak >= self.patience and not self.warned:
             self.warned = True
-            what = "every reward is zero" if all_zero else "every group of completions got identical rewards"
+            if all_zero:
+                what = "every reward is zero"
+            elif flat >= 1.0:
+                what = "every group of completions got identical rewards"
+            else:
+                what = f"{flat:.0%} of the groups of completions got identical rewards"
+            headline = "NO LEARNING SIGNAL" if all_zero or flat >= 1.0 else "LITTLE LEARNING SIGNAL"
             logger.warning(
-                "\n%s\nNO LEARNING SIGNAL at step %d: %s for %d logs in a row, so the GRPO advantages and the "
-                "gradient are zero. Check that the model can write the answer format (warm-start with SFT, or add "
-                "the `format` reward), that the rows carry labels (lat/lon) for the geo rewards, and that "
-                "num_generations > 1 with a sampling temperature > 0.\n%s",
-                "!" * 100, state.global_step, what, self.streak, "!" * 100,
+                "\n%s\n%s at step %d: %s for %d logs in a row, so those groups add nothing to the gradient. "
+                "Check that the model can write the answer format (warm-start with SFT, or add the `format` "
+                "reward), that the rows carry labels (lat/lon) for the geo rewards, and that num_generations > 1. "
+                "A model that samples the same completion for every prompt needs a higher --temperature (an SFT "
+                "warm start trained to near-certainty does that).\n%s",
+                "!" * 100, headline, state.global_step, what, self.streak, "!" * 100,
             )
 
 

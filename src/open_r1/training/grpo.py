@@ -24,6 +24,7 @@ from open_r1.training.callbacks import (
     RewardFaultCallback,
 )
 from open_r1.training.progress import ProgressLines, drop_dict_printers
+from open_r1.training.reward_spread import track_reward_spread
 from open_r1.training.reward_weights import RewardWeightScheduleCallback
 from open_r1.training.run import resolve_reporting
 
@@ -92,6 +93,7 @@ def build_grpo_trainer(
         **tool_kwargs,
     )
     drop_dict_printers(trainer)
+    track_reward_spread(trainer)  # frac_reward_flat_groups, read by NoLearningSignalCallback
     if reward_weight_schedules:
         trainer.add_callback(RewardWeightScheduleCallback(trainer, reward_weight_schedules))
     if dedupe_images:  # the reference model is TRL's own copy, loaded in GRPOTrainer's __init__

@@ -1,0 +1,55 @@
+"""How many of a step's groups carry a learning signal: the share of groups whose completions all got the same
+total reward (`frac_reward_flat_groups` in the step logs).
+
+GRPO learns only from the reward differences within a group. TRL logs `frac_reward_zero_std`, but it tests the
+group's standard deviation against 0 with an absolute tolerance of 1e-8, and the float32 standard deviation of
+eight equal rewards such as 2.136 comes out near 1e-7: a run whose model samples the same completion for every
+prompt (a peaked SFT start at a low temperature) logs 0.0 there, step after step. This measure compares each
+group's spread with a tolerance relative to its rewards, on the same weighted sum TRL's advantages use.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+from trl import GRPOTrainer
+
+FLAT_METRIC = "frac_reward_flat_groups"
+_MARKER = "_open_r1_reward_spread"
+
+
+def flat_group_share(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int) -> float:
+    """Share of the groups (consecutive `num_generations` rows) whose weighted total rewards are all equal, up
+    to 1e-6 of their magnitude. NaN rewards (a function that had nothing to score) count as absent, as in TRL."""
+    if num_generations < 2 or rewards_per_func.numel() == 0:
+        return 0.0
+    totals = (rewards_per_func.float() * weights.float().to(rewards_per_func.device)).nansum(dim=1)
+    totals[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+    groups = totals.view(-1, num_generations)
+    present = ~torch.isnan(groups)
+    high = torch.where(present, groups, torch.tensor(-torch.inf)).max(dim=1).values
+    low = torch.where(present, groups, torch.tensor(torch.inf)).min(dim=1).values
+    scale = torch.where(present, groups.abs(), torch.zeros_like(groups)).max(dim=1).values.clamp(min=1.0)
+    scored = present.sum(dim=1) >= 2
+    flat = (high - low <= 1e-6 * scale) | ~scored
+    return flat.float().mean().item()
+
+
+def track_reward_spread(trainer: GRPOTrainer) -> None:
+    """Log `frac_reward_flat_groups` at every step of `trainer` (wraps its reward computation, which returns
+    every process's rewards gathered, in group order)."""
+    if _MARKER in trainer.__dict__:
+        return
+    calculate = trainer._calculate_rewards
+    trainer.__dict__[_MARKER] = calculate
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = calculate(inputs, prompts, completions, completion_ids_list)
+        mode = "train" if self.model.training else "eval"
+        generations = self.num_generations if mode == "train" else self.num_generations_eval
+        share = flat_group_share(rewards_per_func, self.reward_weights, generations or 1)
+        self._metrics[mode][FLAT_METRIC].append(share)
+        return rewards_per_func
+
+    trainer._calculate_rewards = types.MethodType(_calculate_rewards, trainer)
