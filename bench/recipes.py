@@ -3,7 +3,8 @@
 of it, and prints the held-out accuracy at 25 km and GeoGuessr score of every GRPO model, per seed and averaged:
 
     baseline           data_config/demo.yaml as it is
-    reward_schedule    --reward_weight_schedules hierarchy=1.0:0.25 haversine=0.25:1.0 (names first, coordinates later)
+    reward_schedule    haversine added to the rewards, --reward_weight_schedules hierarchy=1.0:0.25 haversine=0.25:1.0
+                       (names first, coordinates later)
     balanced           --balance_by country --balance_alpha 0.5
     hard_filter        GRPO on the rows the SFT model does not already place (python -m open_r1.difficulty, k=4,
                        --drop_solved --hotspot_km 25)
@@ -47,7 +48,9 @@ def overlay_flags(path: Path) -> list[str]:
 def configs() -> dict[str, list[str]]:
     found = {
         "baseline": [],
-        "reward_schedule": ["--reward_weight_schedules", "hierarchy=1.0:0.25:linear", "haversine=0.25:1.0:linear"],
+        # the baseline pays names only; the curriculum adds kilometres, weighted in as the names' weight goes down
+        "reward_schedule": ["--reward_funcs", "format", "hierarchy", "haversine", "--reward_weights", "0.5", "1.0", "0.25",
+                            "--reward_weight_schedules", "hierarchy=1.0:0.25:linear", "haversine=0.25:1.0:linear"],
         "balanced": ["--balance_by", "country", "--balance_alpha", "0.5"],
         "hard_filter": [],  # its data file is written per seed, see `hard_rows`
     }

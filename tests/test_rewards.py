@@ -268,6 +268,17 @@ def test_step_metrics_through_log_metric():
     assert all(isinstance(v, float) for v in logged.values())
 
 
+@pytest.mark.parametrize("names", [["format", "hierarchy"], ["geohash"]])
+def test_rewards_that_pay_no_kilometres_still_log_the_distance_figures(names):
+    logged = {}
+    madrid = wrap(CHAIN, render_answer(*MADRID))
+    for func in build_reward_funcs(names, {}):
+        func(None, [GOOD, madrid, "no answer"], trainer_state=None, log_metric=logged.__setitem__, **labels(3))
+    assert logged["geo/parse_rate"] == pytest.approx(2 / 3)
+    assert logged["geo/within_25km"] == pytest.approx(1 / 3)
+    assert logged["geo/distance_km_median"] == pytest.approx(haversine_km(*MADRID, *LISBON) / 2)
+
+
 def test_distance_column_for_the_completions_table():
     columns = {}
     madrid = wrap(CHAIN, render_answer(*MADRID))

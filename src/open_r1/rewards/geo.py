@@ -175,7 +175,7 @@ def geohash_reward(prompts: Sequence[Any], completions: Sequence[Any], *, geohas
     nested grid cell (precision 1 is about 5000 km, 3 about 150 km, 6 about 1 km)."""
     batch = batch_of(completions)
     t_lat, t_lon, labelled = _truth(batch, kwargs)
-    _log_answer_metrics(batch, labelled, kwargs.get("log_metric"))
+    _distances(batch, kwargs, kwargs.get("log_metric"))  # the step's answer and distance figures
     p_lat, p_lon = batch.coordinates
     shared = geohash_prefix_lengths(p_lat, p_lon, t_lat, t_lon, geohash_precision).astype(np.float64)
     shared[shared < 0] = np.nan
@@ -219,6 +219,7 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
     t_lat, t_lon, has_coords = _truth(batch, kwargs)
     log_metric = kwargs.get("log_metric")
     _log_answer_metrics(batch, has_coords, log_metric)
+    _distances(batch, kwargs, log_metric)  # the step's distance figures, for a run that pays names alone
     truth = hierarchy_truth(t_lat, t_lon, *(_column(kwargs, name, n) for name in ("country", "region", "city")))
 
     # Prediction: where the model's coordinates fall (for unnamed levels and the country consistency check).
