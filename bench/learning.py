@@ -56,7 +56,7 @@ def run_seed(seed: int, out: Path) -> dict:
         "metrics": metrics,
         "reward_first": sum(rewards[:quarter]) / quarter,
         "reward_last": sum(rewards[-quarter:]) / quarter,
-        "no_signal_warning": "NO LEARNING SIGNAL" in result.stdout + result.stderr,
+        "no_signal_warning": "LEARNING SIGNAL" in result.stdout + result.stderr,  # NO or LITTLE
     }
 
 
@@ -74,7 +74,7 @@ def targets(run: dict) -> dict[str, bool]:
 def print_run(run: dict) -> None:
     print(f"seed {run['seed']}: {run['seconds']:.0f} s; GRPO mean reward {run['reward_first']:.3f} (first quarter) "
           f"-> {run['reward_last']:.3f} (last quarter)"
-          + ("; NO LEARNING SIGNAL warned" if run["no_signal_warning"] else ""))
+          + ("; a no-signal warning" if run["no_signal_warning"] else ""))
     print(f"  {'stage':<6}{'parse %':>9}{'median km':>11}{'@25km %':>9}{'@750km %':>10}{'GeoGuessr':>11}"
           f"{'country %':>11}{'city %':>8}")
     for stage, m in run["metrics"].items():

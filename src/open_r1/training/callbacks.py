@@ -75,7 +75,8 @@ class NoLearningSignalCallback(TrainerCallback):
                 "Check that the model can write the answer format (warm-start with SFT, or add the `format` "
                 "reward), that the rows carry labels (lat/lon) for the geo rewards, and that num_generations > 1. "
                 "A model that samples the same completion for every prompt needs a higher --temperature (an SFT "
-                "warm start trained to near-certainty does that).\n%s",
+                "warm start trained to near-certainty does that); rows the model already solves every time can be "
+                "left out with `python -m open_r1.difficulty --drop_solved`.\n%s",
                 "!" * 100, headline, state.global_step, what, self.streak, "!" * 100,
             )
 
