@@ -28,9 +28,9 @@ def flat_group_share(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_
     totals[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
     groups = totals.view(-1, num_generations)
     present = ~torch.isnan(groups)
-    high = torch.where(present, groups, torch.tensor(-torch.inf)).max(dim=1).values
-    low = torch.where(present, groups, torch.tensor(torch.inf)).min(dim=1).values
-    scale = torch.where(present, groups.abs(), torch.zeros_like(groups)).max(dim=1).values.clamp(min=1.0)
+    high = torch.where(present, groups, -torch.inf).max(dim=1).values  # plain numbers: any device
+    low = torch.where(present, groups, torch.inf).min(dim=1).values
+    scale = torch.where(present, groups.abs(), 0.0).max(dim=1).values.clamp(min=1.0)
     scored = present.sum(dim=1) >= 2
     flat = (high - low <= 1e-6 * scale) | ~scored
     return flat.float().mean().item()
