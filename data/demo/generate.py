@@ -13,7 +13,16 @@ evaluation scores. Each city gets single-photo rows and four-view rows (north, e
 mix image counts. The held-out split has three photos per city: no city weighs more than 1.6% of any held-out
 figure. Deterministic: running it again rewrites the same files.
 
+The zoom variant (`--zoom`) is a demo where only a zoom tells the city. Its 448-pixel photos show the world region
+in the sky and nothing else of the place, except a small sign: three stripes of fine two-colour checks, whose
+colour axes (none, light-dark, red-green, yellow-blue) spell the region, neighbourhood and city. Every sign has
+the same mean colour, and the checks are laid out so that the loader's 1/4-scale JPEG decode (the demo's
+112-pixel view at `max_pixels` 12544) keeps only that mean: at the default size every sign is the same grey
+square. `zoom(0.625, 0.625, 0.875, 0.875)` (each row's `clue_box`) cuts the sign's corner from the full photo at
+full resolution, where the checks are plain to see. Single-photo rows only; it is generated, not shipped.
+
     python data/demo/generate.py            # writes data/demo/{images,train.jsonl,test.jsonl}
+    python data/demo/generate.py --zoom --out output/demo-zoom
 """
 
 from __future__ import annotations
@@ -105,6 +114,51 @@ def render(style: dict, rng: np.random.Generator, view: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+# --- the zoom variant --------------------------------------------------------------------------------------------
+
+ZOOM_SIZE = 4 * SIZE  # the loader decodes a JPEG this large at 1/4 scale: the demo's 112-pixel view
+CLUE_BOX = [0.625, 0.625, 0.875, 0.875]  # 112 pixels a side at 448: the zoom keeps the crop at full resolution
+SIGN_SIDE = 48  # three stripes of 16 pixels; the sign moves within the clue box in steps of one JPEG block
+SIGN_MEAN = np.array((128.0, 128.0, 128.0), dtype=np.float32)
+# colour axes of the checks: +/- each axis around SIGN_MEAN (the first is a plain grey stripe)
+SIGN_AXES = ((0, 0, 0), (70, 70, 70), (80, -80, 0), (40, 40, -80))
+# Checks of 2 pixels, balanced and symmetric about the centre of every 8-pixel JPEG block: the 1/4-scale decode
+# keeps a block's mean and its lowest (odd) frequencies, and the checks have none (tests/test_demo_zoom.py).
+_BLOCK = np.array([1, -1, -1, 1, 1, -1, -1, 1], dtype=np.float32)
+ZOOM_BACKGROUND = {"skyline": np.array((95, 95, 105), dtype=np.float32),
+                   "ground": np.array((120, 100, 70), dtype=np.float32), "angle": 30, "period": 8}
+
+
+def sign_code(index: int) -> tuple[int, int, int]:
+    """The colour axes of city `index`'s three stripes: world region, neighbourhood, city."""
+    return index // 16, (index // 4) % 4, index % 4
+
+
+def sign_pixels(code: tuple[int, int, int]) -> np.ndarray:
+    """A SIGN_SIDE x SIGN_SIDE sign: one stripe of checks per code digit, top to bottom."""
+    checks = np.outer(np.tile(_BLOCK, SIGN_SIDE // 8), np.tile(_BLOCK, SIGN_SIDE // 8))[..., None]
+    stripe = SIGN_SIDE // 3
+    axes = np.concatenate([np.repeat(np.array(SIGN_AXES[d], dtype=np.float32)[None], stripe, 0) for d in code])
+    return SIGN_MEAN + checks * axes[:, None, :]
+
+
+def render_zoom(index: int, rng: np.random.Generator) -> tuple[Image.Image, tuple[int, int]]:
+    """A zoom-variant photo of city `index` and the sign's top-left corner: the sky tells the world region, the
+    rest is the same for every city, and the sign sits somewhere in the clue box, aligned to JPEG blocks."""
+    style = {**ZOOM_BACKGROUND, "sky": np.array(SKY[index // 16], dtype=np.float32)}
+    scene = render(style, rng).resize((ZOOM_SIZE, ZOOM_SIZE), Image.Resampling.BICUBIC)
+    pixels = np.asarray(scene, dtype=np.float32) + rng.normal(0, 3, (ZOOM_SIZE, ZOOM_SIZE, 3))
+    low, high = round(CLUE_BOX[0] * ZOOM_SIZE) // 8 + 1, (round(CLUE_BOX[2] * ZOOM_SIZE) - SIGN_SIDE) // 8 - 1
+    x0, y0 = (8 * int(rng.integers(low, high + 1)) for _ in range(2))
+    pixels[y0:y0 + SIGN_SIDE, x0:x0 + SIGN_SIDE] = sign_pixels(sign_code(index))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), (x0, y0)
+
+
+def save_zoom_photo(image: Image.Image, path: Path) -> None:
+    """Full-colour JPEG (no chroma subsampling, quality 95), so the checks survive at full resolution."""
+    image.save(path, quality=95, subsampling=0)
+
+
 def make_row(row_id: str, images: list[str], lat: float, lon: float) -> dict:
     question = "<image>" * len(images) + (
         "These are four views (north, east, south, west) of one place. Where were they taken?"
@@ -133,7 +187,8 @@ def label(rows: list[dict], centres: list[tuple[float, float]]) -> None:
             {"from": "gpt", "value": f"{answer}\nLatitude: {row['lat']:.4f}\nLongitude: {row['lon']:.4f}"})
 
 
-def generate(out: Path, train_per_city: int = 8, test_per_city: int = 3, four_view_every: int = 4) -> None:
+def generate(out: Path, train_per_city: int = 8, test_per_city: int = 3, four_view_every: int = 4,
+             zoom: bool = False) -> None:
     images_dir = out / "images"
     if images_dir.exists():
         shutil.rmtree(images_dir)
@@ -150,6 +205,12 @@ def generate(out: Path, train_per_city: int = 8, test_per_city: int = 3, four_vi
                 row_id = f"{slug}-{split}-{k}"
                 lat = round(city[1] + rng.uniform(-SPREAD_DEG, SPREAD_DEG), 4)
                 lon = round(city[2] + rng.uniform(-SPREAD_DEG, SPREAD_DEG), 4)
+                if zoom:
+                    rel = f"{slug}/{row_id}.jpg"
+                    save_zoom_photo(render_zoom(index, rng)[0], images_dir / rel)
+                    splits[split].append({**make_row(row_id, [rel], lat, lon), "clue_box": CLUE_BOX})
+                    centres[split].append((city[1], city[2]))
+                    continue
                 n_views = 4 if (k + index) % four_view_every == four_view_every - 1 else 1
                 names = []
                 for v in range(n_views):
@@ -171,5 +232,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", default=str(Path(__file__).parent))
     parser.add_argument("--train_per_city", type=int, default=8)
     parser.add_argument("--test_per_city", type=int, default=3)
+    parser.add_argument("--zoom", action="store_true", help="the zoom variant: only a small sign tells the city")
     args = parser.parse_args()
-    generate(Path(args.out), args.train_per_city, args.test_per_city)
+    generate(Path(args.out), args.train_per_city, args.test_per_city, zoom=args.zoom)

@@ -1,0 +1,95 @@
+"""Does zooming pay? The main command on the zoom variant of the demo (`data/demo/generate.py --zoom`: only a
+small sign, unreadable at the default 112 pixels, tells the city), per seed, with and without the zoom tool:
+
+    no_tools    SFT warm start (Chain-of-Region targets) -> GRPO (format, hierarchy) -> held-out evaluation
+    zoom        SFT warm start whose targets zoom on the row's clue_box (--tools zoom) -> GRPO with --tools zoom
+                (format, hierarchy, tool_use) -> held-out evaluation that runs the zoom tool too
+
+Prints the held-out acc@25 km and GeoGuessr score of each SFT and GRPO model, and the zoom calls per image.
+Each arm is one `run_scripts/run_grpo_rec.sh` launch on the embedded default (tiny Qwen2.5-VL, 2 CPU processes);
+the full table takes about an hour and a half on 2 CPU cores.
+
+    .venv/bin/python bench/tools_demo.py                          # seeds 42 7 1234
+    .venv/bin/python bench/tools_demo.py --arms zoom --seeds 42
+    GRPO_STEPS=2 SFT_STEPS=5 .venv/bin/python bench/tools_demo.py --seeds 42   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_EVAL_FLAGS = "--max_new_tokens 160 --batch_size 32 --question_template {question}"  # as run_grpo_rec.sh
+ARMS = {
+    "no_tools": {"sft": "", "grpo": [], "eval": ""},
+    "zoom": {"sft": "--tools zoom",
+             "grpo": ["--tools", "zoom", "--reward_funcs", "format", "hierarchy", "tool_use",
+                      "--reward_weights", "0.5", "1.0", "0.5", "--max_tool_calling_iterations", "1"],
+             "eval": "--tools zoom --max_tool_rounds 1"},
+}
+
+
+def ensure_data(data: Path) -> None:
+    if not (data / "test.jsonl").is_file():
+        subprocess.run([sys.executable, str(REPO / "data" / "demo" / "generate.py"), "--zoom", "--out", str(data)],
+                       check=True)
+
+
+def run_arm(arm: str, seed: int, root: Path, data: Path) -> dict:
+    out = root / f"seed{seed}" / arm
+    settings = ARMS[arm]
+    env = dict(os.environ, OUTPUT_DIR=str(out / "grpo"), WARM_START_DIR=str(out / "sft"), SEED=str(seed),
+               REPORT_TO="none", CUDA_VISIBLE_DEVICES="", DATA_PATHS=str(data / "train.jsonl"),
+               IMAGE_FOLDERS=str(data / "images"), EVAL_DATA=str(data / "test.jsonl"),
+               EVAL_IMAGES=str(data / "images"), EVAL_FLAGS=f"{DEMO_EVAL_FLAGS} {settings['eval']}".strip())
+    env.pop("MODEL", None)
+    sft_flags = settings["sft"]
+    if os.environ.get("SFT_STEPS"):
+        sft_flags += f" --max_steps {os.environ['SFT_STEPS']} --save_steps {os.environ['SFT_STEPS']}"
+    env["SFT_FLAGS"] = sft_flags.strip()
+    steps = os.environ.get("GRPO_STEPS")
+    flags = [*settings["grpo"], *(["--max_steps", steps, "--save_steps", steps] if steps else [])]
+    log = out / "console.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log, "w") as handle:
+        result = subprocess.run(["bash", "run_scripts/run_grpo_rec.sh", *flags], cwd=REPO, env=env,
+                                stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise SystemExit(f"{arm} seed {seed} failed:\n{log.read_text()[-3000:]}")
+    figures = {stage: json.loads((out / where / "eval" / "metrics.json").read_text())
+               for stage, where in (("sft", "sft"), ("grpo", "grpo"))}
+    figures["minutes"] = (time.monotonic() - started) / 60
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
+    parser.add_argument("--out", type=Path, default=REPO / "output" / "bench-tools")
+    args = parser.parse_args()
+    data = args.out / "data"
+    ensure_data(data)
+    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; GRPO_STEPS="
+          f"{os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")
+    print(f"{'seed':>6} {'arm':<10}{'SFT @25km %':>13}{'SFT GeoGuessr':>15}{'GRPO @25km %':>14}"
+          f"{'GRPO GeoGuessr':>16}{'zooms/image':>13}{'minutes':>9}", flush=True)
+    for seed in args.seeds:
+        for arm in args.arms:
+            f = run_arm(arm, seed, args.out, data)
+            calls = f["grpo"].get("tool_calls_per_image")
+            print(f"{seed:>6} {arm:<10}{f['sft']['acc@25km']:>13.1f}{f['sft']['geoguessr']:>15.0f}"
+                  f"{f['grpo']['acc@25km']:>14.1f}{f['grpo']['geoguessr']:>16.0f}"
+                  f"{'-' if calls is None else f'{calls:.2f}':>13}{f['minutes']:>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
