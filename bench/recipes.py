@@ -72,6 +72,7 @@ def hard_rows(sft: Path, out: Path, env: dict) -> Path:
     run([sys.executable, "-m", "open_r1.difficulty", "--model_name_or_path", str(sft), "--data_file_paths",
          str(TRAIN), "--image_folders", str(IMAGES), "--output_dir", str(out / "difficulty"), "--num_guesses", "4",
          "--temperature", "0.5", "--max_new_tokens", os.environ.get("EVAL_TOKENS", "160"), "--batch_size", "16",
+         "--question_template", "{question}",  # the demo recipes' prompt: the model knows no other
          "--drop_solved", "--hotspot_km", "25", "--out", str(scored), "--overwrite"], env, out / "difficulty.log")
     return scored
 

@@ -25,6 +25,7 @@ from open_r1.data.jsonl import iter_jsonl, pair_files_with_folders, parse_row
 from open_r1.evaluation.harness import PREDICTIONS, evaluate
 
 logger = logging.getLogger(__name__)
+MIN_PARSE_RATE = 0.5  # below this, the scores say more about the prompt than about the rows
 
 
 def record_guesses(record: dict) -> list[tuple[float | None, float | None]]:
@@ -54,6 +55,13 @@ def main(args: DifficultyArguments, model_args: ModelArguments, sampling_args: S
             scores.append(score)
             lats.append(row.lat)
             lons.append(row.lon)
+    guesses = [guess for record in records.values() for guess in record_guesses(record)]
+    parsed = sum(lat is not None for lat, _ in guesses) / max(1, len(guesses))
+    if parsed < MIN_PARSE_RATE:
+        logger.warning("only %.0f%% of the model's answers give coordinates, so nearly every row scores as hard: "
+                       "do --question_template and --max_pixels match what %s was "
+                       "trained on? Its answers are in %s", 100 * parsed, model_args.model_name_or_path,
+                       Path(args.output_dir) / PREDICTIONS)
     keep = keep_mask(scores, lats, lons, drop_solved=args.drop_solved, min_difficulty=args.min_difficulty,
                      hotspot_km=args.hotspot_km)
     written = write_rows(args.out, (raw for raw, k in zip(raws, keep) if k))
