@@ -11,10 +11,13 @@ of it, and prints the held-out accuracy at 25 km and GeoGuessr score of every GR
     <variant>          each overlay of data_config/grpo_variants/ (dr_grpo, dapo, gspo, normalize_then_sum)
 
 The SFT warm start is trained once per seed and reused by every config of that seed. Each
-config costs one GRPO run and one evaluation (minutes on a CPU; the full table takes hours).
+config costs one GRPO run and one evaluation (minutes on a CPU; the full table takes hours). Each finished
+(config, seed) is appended to --results (bench/results/recipes.jsonl, kept in the repository) and is not run
+again unless --rerun: the table grows over several sittings and the README's table is that file's.
 
     .venv/bin/python bench/recipes.py                                   # every config, seeds 42 7 1234
     .venv/bin/python bench/recipes.py --configs baseline balanced --seeds 42
+    .venv/bin/python bench/recipes.py --table_only                     # the table of what is recorded
     GRPO_STEPS=2 SFT_STEPS=5 .venv/bin/python bench/recipes.py --configs balanced --seeds 42   # a smoke run
 
 """
@@ -30,6 +33,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from recorded import read_recorded, record
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = REPO / "data_config" / "grpo_variants"
@@ -95,6 +100,23 @@ def run_config(name: str, flags: list[str], seed: int, root: Path) -> dict:
     return json.loads((out / "grpo" / "eval" / "metrics.json").read_text())
 
 
+KEPT = ("acc@25km", "geoguessr", "median_km", "parse_failure_rate")
+
+
+def print_table(results: dict[tuple[str, int], dict], names: list[str], seeds: list[int]) -> None:
+    """Config by seed (acc@25 km %, GeoGuessr) and the means over the seeds each config has."""
+    header = "  ".join(f"{'seed ' + str(s):>16}" for s in seeds)
+    print(f"\n{'config':<20}{header}  {'mean @25km %':>13}{'mean GeoGuessr':>16}")
+    for name in names:
+        cells, have = [], [results[name, s] for s in seeds if (name, s) in results]
+        for seed in seeds:
+            entry = results.get((name, seed))
+            cells.append(f"{entry['acc@25km']:>7.1f} {entry['geoguessr']:>8.0f}" if entry else f"{'-':>16}")
+        means = (f"{statistics.mean(e['acc@25km'] for e in have):>13.1f}"
+                 f"{statistics.mean(e['geoguessr'] for e in have):>16.0f}") if have else ""
+        print(f"{name:<20}{'  '.join(cells)}  {means}")
+
+
 def main() -> None:
     known = configs()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -102,22 +124,28 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(known), choices=list(known))
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench-recipes")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "recipes.jsonl",
+                        help="recorded figures; pairs found here are not run again")
+    parser.add_argument("--rerun", action="store_true", help="run recorded pairs again (and record them anew)")
+    parser.add_argument("--table_only", action="store_true", help="print the recorded table and run nothing")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; GRPO_STEPS="
-          f"{os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")
-    results: dict[str, dict[int, dict]] = {}
-    for seed in args.seeds:
-        for name in args.configs:
-            results.setdefault(name, {})[seed] = metrics = run_config(name, known[name], seed, args.out)
-            print(f"{name} seed {seed}: acc@25km {metrics['acc@25km']:.1f}%  GeoGuessr {metrics['geoguessr']:.0f}",
-                  flush=True)
-    seeds = "  ".join(f"{'seed ' + str(s):>16}" for s in args.seeds)
-    print(f"\n{'config':<20}{seeds}  {'mean @25km %':>13}{'mean GeoGuessr':>16}")
-    for name, by_seed in results.items():
-        cells = "  ".join(f"{by_seed[s]['acc@25km']:>7.1f} {by_seed[s]['geoguessr']:>8.0f}" for s in args.seeds)
-        acc = statistics.mean(by_seed[s]["acc@25km"] for s in args.seeds)
-        points = statistics.mean(by_seed[s]["geoguessr"] for s in args.seeds)
-        print(f"{name:<20}{cells}  {acc:>13.1f}{points:>16.0f}")
+    # a shortened (smoke) run neither reads nor records the recipe's figures
+    shortened = bool(os.environ.get("GRPO_STEPS") or os.environ.get("SFT_STEPS"))
+    results = {} if shortened else read_recorded(args.results, ("config", "seed"))
+    if not args.table_only:
+        print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; GRPO_STEPS="
+              f"{os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")
+        for seed in args.seeds:
+            for name in args.configs:
+                if (name, seed) in results and not args.rerun:
+                    continue
+                metrics = run_config(name, known[name], seed, args.out)
+                results[name, seed] = {key: metrics[key] for key in KEPT}
+                if not shortened:
+                    record(args.results, {"config": name, "seed": seed, **results[name, seed]})
+                print(f"{name} seed {seed}: acc@25km {metrics['acc@25km']:.1f}%  GeoGuessr {metrics['geoguessr']:.0f}",
+                      flush=True)
+    print_table(results, args.configs, args.seeds)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ small sign, unreadable at the default 112 pixels, tells the city), per seed, wit
                 (format, hierarchy, tool_use) -> held-out evaluation that runs the zoom tool too
 
 Prints the held-out acc@25 km and GeoGuessr score of each SFT and GRPO model, and the zoom calls per image.
-Each arm is one `run_scripts/run_grpo_rec.sh` launch on the embedded default (tiny Qwen2.5-VL, 2 CPU processes);
-the full table takes about an hour and a half on 2 CPU cores.
+Each arm is one `run_scripts/run_grpo_rec.sh` launch on the embedded default (tiny Qwen2.5-VL, 2 CPU processes).
+The zoom arm costs the most: the tool list in every prompt is about 900 of the tiny tokenizer's tokens. Each
+finished (arm, seed) is appended to --results (bench/results/tools_demo.jsonl, kept in the repository) and not
+run again unless --rerun.
 
     .venv/bin/python bench/tools_demo.py                          # seeds 42 7 1234
     .venv/bin/python bench/tools_demo.py --arms zoom --seeds 42
-    GRPO_STEPS=2 SFT_STEPS=5 .venv/bin/python bench/tools_demo.py --seeds 42   # a smoke run
+    GRPO_STEPS=2 SFT_STEPS=5 .venv/bin/python bench/tools_demo.py --seeds 42   # a smoke run (not recorded)
+    .venv/bin/python bench/tools_demo.py --table_only
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from recorded import read_recorded, record
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_EVAL_FLAGS = "--max_new_tokens 160 --batch_size 32 --question_template {question}"  # as run_grpo_rec.sh
@@ -65,8 +70,18 @@ def run_arm(arm: str, seed: int, root: Path, data: Path) -> dict:
         raise SystemExit(f"{arm} seed {seed} failed:\n{log.read_text()[-3000:]}")
     figures = {stage: json.loads((out / where / "eval" / "metrics.json").read_text())
                for stage, where in (("sft", "sft"), ("grpo", "grpo"))}
-    figures["minutes"] = (time.monotonic() - started) / 60
-    return figures
+    return {"arm": arm, "seed": seed, "sft_acc@25km": figures["sft"]["acc@25km"],
+            "sft_geoguessr": figures["sft"]["geoguessr"], "grpo_acc@25km": figures["grpo"]["acc@25km"],
+            "grpo_geoguessr": figures["grpo"]["geoguessr"],
+            "zooms_per_image": figures["grpo"].get("tool_calls_per_image"),
+            "minutes": round((time.monotonic() - started) / 60, 1)}
+
+
+def print_row(entry: dict) -> None:
+    calls = entry["zooms_per_image"]
+    print(f"{entry['seed']:>6} {entry['arm']:<10}{entry['sft_acc@25km']:>13.1f}{entry['sft_geoguessr']:>15.0f}"
+          f"{entry['grpo_acc@25km']:>14.1f}{entry['grpo_geoguessr']:>16.0f}"
+          f"{'-' if calls is None else f'{calls:.2f}':>13}{entry['minutes']:>9.1f}", flush=True)
 
 
 def main() -> None:
@@ -75,21 +90,28 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench-tools")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "tools_demo.jsonl",
+                        help="recorded figures; pairs found here are not run again")
+    parser.add_argument("--rerun", action="store_true", help="run recorded pairs again (and record them anew)")
+    parser.add_argument("--table_only", action="store_true", help="print the recorded table and run nothing")
     args = parser.parse_args()
-    data = args.out / "data"
-    ensure_data(data)
-    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; GRPO_STEPS="
-          f"{os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")
+    shortened = bool(os.environ.get("GRPO_STEPS") or os.environ.get("SFT_STEPS"))
+    recorded = {} if shortened else read_recorded(args.results, ("arm", "seed"))
+    if not args.table_only:
+        ensure_data(args.out / "data")
+        print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; GRPO_STEPS="
+              f"{os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")
     print(f"{'seed':>6} {'arm':<10}{'SFT @25km %':>13}{'SFT GeoGuessr':>15}{'GRPO @25km %':>14}"
           f"{'GRPO GeoGuessr':>16}{'zooms/image':>13}{'minutes':>9}", flush=True)
     for seed in args.seeds:
         for arm in args.arms:
-            f = run_arm(arm, seed, args.out, data)
-            calls = f["grpo"].get("tool_calls_per_image")
-            print(f"{seed:>6} {arm:<10}{f['sft']['acc@25km']:>13.1f}{f['sft']['geoguessr']:>15.0f}"
-                  f"{f['grpo']['acc@25km']:>14.1f}{f['grpo']['geoguessr']:>16.0f}"
-                  f"{'-' if calls is None else f'{calls:.2f}':>13}{f['minutes']:>9.1f}", flush=True)
-
+            entry = recorded.get((arm, seed))
+            if not args.table_only and (entry is None or args.rerun):
+                entry = run_arm(arm, seed, args.out, args.out / "data")
+                if not shortened:
+                    record(args.results, entry)
+            if entry is not None:
+                print_row(entry)
 
 if __name__ == "__main__":
     main()
