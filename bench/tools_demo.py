@@ -35,7 +35,8 @@ ARMS = {
     "no_tools": {"sft": "", "grpo": [], "eval": ""},
     "zoom": {"sft": "--tools zoom",
              "grpo": ["--tools", "zoom", "--reward_funcs", "format", "hierarchy", "tool_use",
-                      "--reward_weights", "0.5", "1.0", "0.5", "--max_tool_calling_iterations", "1"],
+                      "--reward_weights", "0.5", "1.0", "0.5", "--max_tool_calling_iterations", "1",
+                      "--max_completion_length", "320"],  # TRL counts the call, the tool result and the answer
              "eval": "--tools zoom --max_tool_rounds 1"},
 }
 

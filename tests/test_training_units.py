@@ -283,3 +283,25 @@ def test_the_no_signal_warning_reads_the_share_of_flat_groups(caplog, flat, head
         assert "LEARNING SIGNAL" not in caplog.text
     else:
         assert headline in caplog.text and "at step 3" in caplog.text
+
+
+@pytest.mark.parametrize(("longest", "hinted"), [(121.0, True), (60.0, False)])
+def test_the_no_signal_warning_names_the_completion_budget_when_tool_episodes_fill_it(caplog, longest, hinted):
+    """As measured on the zoom demo: every episode zoomed, then TRL cut the answer at 128 tokens (call, crop and
+    answer share the budget), and every reward was the same."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState
+
+    from open_r1.training.callbacks import NoLearningSignalCallback
+
+    callback, state = NoLearningSignalCallback(patience=2), TrainerState()
+    args = SimpleNamespace(max_completion_length=128)
+    logs = {"reward": -0.05, "reward_std": 0.0, "frac_reward_zero_std": 1.0, "frac_reward_flat_groups": 1.0,
+            "tools/calls_per_episode": 1.0, "completions/max_length": longest}
+    with caplog.at_level("WARNING"):
+        for step in (1, 2):
+            state.global_step = step
+            callback.on_log(args, state, TrainerControl(), logs=dict(logs))
+    assert "NO LEARNING SIGNAL" in caplog.text
+    assert ("raise --max_completion_length" in caplog.text) is hinted

@@ -12,6 +12,7 @@ import math
 import signal
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from transformers import TrainerCallback
 
@@ -71,14 +72,26 @@ class NoLearningSignalCallback(TrainerCallback):
                 what = f"{flat:.0%} of the groups of completions got identical rewards"
             headline = "NO LEARNING SIGNAL" if all_zero or flat >= 1.0 else "LITTLE LEARNING SIGNAL"
             logger.warning(
-                "\n%s\n%s at step %d: %s for %d logs in a row, so those groups add nothing to the gradient. "
+                "\n%s\n%s at step %d: %s for %d logs in a row, so those groups add nothing to the gradient. %s"
                 "Check that the model can write the answer format (warm-start with SFT, or add the `format` "
                 "reward), that the rows carry labels (lat/lon) for the geo rewards, and that num_generations > 1. "
                 "A model that samples the same completion for every prompt needs a higher --temperature (an SFT "
                 "warm start trained to near-certainty does that); rows the model already solves every time can be "
                 "left out with `python -m open_r1.difficulty --drop_solved`.\n%s",
-                "!" * 100, headline, state.global_step, what, self.streak, "!" * 100,
+                "!" * 100, headline, state.global_step, what, self.streak, budget_hint(args, logs), "!" * 100,
             )
+
+
+def budget_hint(args: Any, logs: dict[str, float]) -> str:
+    """The likeliest cause when episodes call tools and fill the completion budget: TRL's --max_completion_length
+    covers the calls, the tool results (a zoom's crop included) and the answer, and cuts the answer short."""
+    budget = getattr(args, "max_completion_length", None)
+    longest = logs.get("completions/max_length", 0.0)
+    if not budget or logs.get("tools/calls_per_episode", 0.0) <= 0 or longest < 0.9 * budget:
+        return ""
+    return (f"Episodes call tools and run to {longest:.0f} of the {budget} tokens of --max_completion_length, which "
+            "in TRL counts the calls, the tool results and the answer after them: the answer is likely cut off, so "
+            "raise --max_completion_length first. ")
 
 
 PREEMPTION_SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s is not None)
