@@ -101,10 +101,22 @@ def run_config(name: str, flags: list[str], seed: int, root: Path) -> dict:
 
 
 KEPT = ("acc@25km", "geoguessr", "median_km", "parse_failure_rate")
+SFT_START = "sft_start"  # the table's first row: the SFT warm start, evaluated
 
 
-def print_table(results: dict[tuple[str, int], dict], names: list[str], seeds: list[int]) -> None:
+def print_table(results: dict[tuple[str, int], dict], names: list[str], seeds: list[int], markdown: bool = False) -> None:
     """Config by seed (acc@25 km %, GeoGuessr) and the means over the seeds each config has."""
+    if markdown:
+        print("| config | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |")
+        print("| --- |" + " --- |" * (len(seeds) + 1))
+        for name in names:
+            have = [results[name, s] for s in seeds if (name, s) in results]
+            cells = [f"{e['acc@25km']:.1f} / {e['geoguessr']:,.0f}" if (e := results.get((name, s))) else "-"
+                     for s in seeds]
+            mean = (f"{statistics.mean(e['acc@25km'] for e in have):.1f} / "
+                    f"{statistics.mean(e['geoguessr'] for e in have):,.0f}") if len(have) == len(seeds) else "-"
+            print(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
+        return
     header = "  ".join(f"{'seed ' + str(s):>16}" for s in seeds)
     print(f"\n{'config':<20}{header}  {'mean @25km %':>13}{'mean GeoGuessr':>16}")
     for name in names:
@@ -128,6 +140,7 @@ def main() -> None:
                         help="recorded figures; pairs found here are not run again")
     parser.add_argument("--rerun", action="store_true", help="run recorded pairs again (and record them anew)")
     parser.add_argument("--table_only", action="store_true", help="print the recorded table and run nothing")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (the README's)")
     args = parser.parse_args()
     # a shortened (smoke) run neither reads nor records the recipe's figures
     shortened = bool(os.environ.get("GRPO_STEPS") or os.environ.get("SFT_STEPS"))
@@ -145,7 +158,13 @@ def main() -> None:
                     record(args.results, {"config": name, "seed": seed, **results[name, seed]})
                 print(f"{name} seed {seed}: acc@25km {metrics['acc@25km']:.1f}%  GeoGuessr {metrics['geoguessr']:.0f}",
                       flush=True)
-    print_table(results, args.configs, args.seeds)
+                start = args.out / f"seed{seed}" / "sft" / "eval" / "metrics.json"
+                if (SFT_START, seed) not in results and start.is_file():  # the warm start every config began from
+                    metrics = json.loads(start.read_text())
+                    results[SFT_START, seed] = {key: metrics[key] for key in KEPT}
+                    if not shortened:
+                        record(args.results, {"config": SFT_START, "seed": seed, **results[SFT_START, seed]})
+    print_table(results, [SFT_START, *args.configs], args.seeds, args.markdown)
 
 
 if __name__ == "__main__":
