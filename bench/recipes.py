@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from recorded import read_recorded, record
+from recorded import add_recording_arguments, describe_machine, read_recorded, record, shortened_run
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = REPO / "data_config" / "grpo_variants"
@@ -134,20 +134,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--configs", nargs="+", default=list(known), choices=list(known))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench-recipes")
-    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "recipes.jsonl",
-                        help="recorded figures; pairs found here are not run again")
-    parser.add_argument("--rerun", action="store_true", help="run recorded pairs again (and record them anew)")
-    parser.add_argument("--table_only", action="store_true", help="print the recorded table and run nothing")
+    add_recording_arguments(parser, REPO / "bench" / "results" / "recipes.jsonl")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (the README's)")
     args = parser.parse_args()
-    # a shortened (smoke) run neither reads nor records the recipe's figures
-    shortened = bool(os.environ.get("GRPO_STEPS") or os.environ.get("SFT_STEPS"))
+    shortened = shortened_run()
     results = {} if shortened else read_recorded(args.results, ("config", "seed"))
     if not args.table_only:
-        print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; GRPO_STEPS="
-              f"{os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")
+        print(describe_machine())
         for seed in args.seeds:
             for name in args.configs:
                 if (name, seed) in results and not args.rerun:

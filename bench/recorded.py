@@ -3,7 +3,9 @@ long table grows over several sittings, reruns skip what is recorded, and the RE
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -27,3 +29,22 @@ def record(path: Path, entry: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps({**entry, "date": time.strftime("%Y-%m-%d")}) + "\n")
+
+
+def add_recording_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
+    """--seeds (fixed before any tuning), --results, --rerun and --table_only, the same for every recording bench."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
+    parser.add_argument("--results", type=Path, default=results,
+                        help="recorded figures; runs found here are not run again")
+    parser.add_argument("--rerun", action="store_true", help="run recorded runs again (and record them anew)")
+    parser.add_argument("--table_only", action="store_true", help="print the recorded table and run nothing")
+
+
+def shortened_run() -> bool:
+    """A smoke run (GRPO_STEPS or SFT_STEPS set) neither reads nor records the recipe's figures."""
+    return bool(os.environ.get("GRPO_STEPS") or os.environ.get("SFT_STEPS"))
+
+
+def describe_machine() -> str:
+    return (f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
+            f"GRPO_STEPS={os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")

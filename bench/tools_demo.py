@@ -24,10 +24,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from recorded import read_recorded, record
+from recorded import add_recording_arguments, describe_machine, read_recorded, record, shortened_run
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_EVAL_FLAGS = "--max_new_tokens 160 --batch_size 32 --question_template {question}"  # as run_grpo_rec.sh
@@ -63,7 +62,6 @@ def run_arm(arm: str, seed: int, root: Path, data: Path) -> dict:
     flags = [*settings["grpo"], *(["--max_steps", steps, "--save_steps", steps] if steps else [])]
     log = out / "console.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     with open(log, "w") as handle:
         result = subprocess.run(["bash", "run_scripts/run_grpo_rec.sh", *flags], cwd=REPO, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT)
@@ -74,36 +72,30 @@ def run_arm(arm: str, seed: int, root: Path, data: Path) -> dict:
     return {"arm": arm, "seed": seed, "sft_acc@25km": figures["sft"]["acc@25km"],
             "sft_geoguessr": figures["sft"]["geoguessr"], "grpo_acc@25km": figures["grpo"]["acc@25km"],
             "grpo_geoguessr": figures["grpo"]["geoguessr"],
-            "zooms_per_image": figures["grpo"].get("tool_calls_per_image"),
-            "minutes": round((time.monotonic() - started) / 60, 1)}
+            "zooms_per_image": figures["grpo"].get("tool_calls_per_image")}
 
 
 def print_row(entry: dict) -> None:
     calls = entry["zooms_per_image"]
     print(f"{entry['seed']:>6} {entry['arm']:<10}{entry['sft_acc@25km']:>13.1f}{entry['sft_geoguessr']:>15.0f}"
           f"{entry['grpo_acc@25km']:>14.1f}{entry['grpo_geoguessr']:>16.0f}"
-          f"{'-' if calls is None else f'{calls:.2f}':>13}{entry['minutes']:>9.1f}", flush=True)
+          f"{'-' if calls is None else f'{calls:.2f}':>13}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench-tools")
-    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "tools_demo.jsonl",
-                        help="recorded figures; pairs found here are not run again")
-    parser.add_argument("--rerun", action="store_true", help="run recorded pairs again (and record them anew)")
-    parser.add_argument("--table_only", action="store_true", help="print the recorded table and run nothing")
+    add_recording_arguments(parser, REPO / "bench" / "results" / "tools_demo.jsonl")
     args = parser.parse_args()
-    shortened = bool(os.environ.get("GRPO_STEPS") or os.environ.get("SFT_STEPS"))
+    shortened = shortened_run()
     recorded = {} if shortened else read_recorded(args.results, ("arm", "seed"))
     if not args.table_only:
         ensure_data(args.out / "data")
-        print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; GRPO_STEPS="
-              f"{os.environ.get('GRPO_STEPS', 'recipe')} SFT_STEPS={os.environ.get('SFT_STEPS', 'recipe')}")
+        print(describe_machine())
     print(f"{'seed':>6} {'arm':<10}{'SFT @25km %':>13}{'SFT GeoGuessr':>15}{'GRPO @25km %':>14}"
-          f"{'GRPO GeoGuessr':>16}{'zooms/image':>13}{'minutes':>9}", flush=True)
+          f"{'GRPO GeoGuessr':>16}{'zooms/image':>13}", flush=True)
     for seed in args.seeds:
         for arm in args.arms:
             entry = recorded.get((arm, seed))
