@@ -59,9 +59,8 @@ def main(args: DifficultyArguments, model_args: ModelArguments, sampling_args: S
     parsed = sum(lat is not None for lat, _ in guesses) / max(1, len(guesses))
     if parsed < MIN_PARSE_RATE:
         logger.warning("only %.0f%% of the model's answers give coordinates, so nearly every row scores as hard: "
-                       "do --question_template and --max_pixels match what %s was "
-                       "trained on? Its answers are in %s", 100 * parsed, model_args.model_name_or_path,
-                       Path(args.output_dir) / PREDICTIONS)
+                       "do --question_template and --max_pixels match what %s was trained on? Its answers are in %s",
+                       100 * parsed, model_args.model_name_or_path, Path(args.output_dir) / PREDICTIONS)
     keep = keep_mask(scores, lats, lons, drop_solved=args.drop_solved, min_difficulty=args.min_difficulty,
                      hotspot_km=args.hotspot_km)
     written = write_rows(args.out, (raw for raw, k in zip(raws, keep) if k))
