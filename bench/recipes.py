@@ -95,13 +95,27 @@ def run_config(name: str, flags: list[str], seed: int, root: Path) -> dict:
     if name == "hard_filter":
         if not (sft / "config.json").is_file():
             run_config("baseline", [], seed, root)
-        flags = [*flags, "--data_file_paths", str(hard_rows(sft, out, env))]
+        hard = hard_rows(sft, out, env)
+        kept = sum(1 for line in hard.read_text().splitlines() if line.strip())
+        if not kept:  # every city has a photo the SFT model places k/k: nothing left to train on
+            return dict.fromkeys(KEPT) | {"rows": 0}
+        flags = [*flags, "--data_file_paths", str(hard)]
     run(["bash", "run_scripts/run_grpo_rec.sh", *flags], env, out / "console.log")
-    return json.loads((out / "grpo" / "eval" / "metrics.json").read_text())
+    metrics = json.loads((out / "grpo" / "eval" / "metrics.json").read_text())
+    return metrics | ({"rows": kept} if name == "hard_filter" else {})
 
 
 KEPT = ("acc@25km", "geoguessr", "median_km", "parse_failure_rate")
 SFT_START = "sft_start"  # the table's first row: the SFT warm start, evaluated
+
+
+def cell(entry: dict | None, form: str) -> str:
+    """One table cell: acc@25 km and GeoGuessr, '-' when not run, 'no rows left' when a filter left none."""
+    if entry is None:
+        return "-"
+    if entry.get("rows") == 0:
+        return "no rows left"
+    return form.format(entry["acc@25km"], entry["geoguessr"])
 
 
 def print_table(results: dict[tuple[str, int], dict], names: list[str], seeds: list[int], markdown: bool = False) -> None:
@@ -111,8 +125,8 @@ def print_table(results: dict[tuple[str, int], dict], names: list[str], seeds: l
         print("| --- |" + " --- |" * (len(seeds) + 1))
         for name in names:
             have = [results[name, s] for s in seeds if (name, s) in results]
-            cells = [f"{e['acc@25km']:.1f} / {e['geoguessr']:,.0f}" if (e := results.get((name, s))) else "-"
-                     for s in seeds]
+            cells = [cell(results.get((name, s)), "{:.1f} / {:,.0f}") for s in seeds]
+            have = [e for e in have if e.get("acc@25km") is not None]
             mean = (f"{statistics.mean(e['acc@25km'] for e in have):.1f} / "
                     f"{statistics.mean(e['geoguessr'] for e in have):,.0f}") if len(have) == len(seeds) else "-"
             print(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
@@ -120,10 +134,8 @@ def print_table(results: dict[tuple[str, int], dict], names: list[str], seeds: l
     header = "  ".join(f"{'seed ' + str(s):>16}" for s in seeds)
     print(f"\n{'config':<20}{header}  {'mean @25km %':>13}{'mean GeoGuessr':>16}")
     for name in names:
-        cells, have = [], [results[name, s] for s in seeds if (name, s) in results]
-        for seed in seeds:
-            entry = results.get((name, seed))
-            cells.append(f"{entry['acc@25km']:>7.1f} {entry['geoguessr']:>8.0f}" if entry else f"{'-':>16}")
+        cells = [f"{cell(results.get((name, s)), '{:>7.1f} {:>8.0f}'):>16}" for s in seeds]
+        have = [e for s in seeds if (e := results.get((name, s))) and e.get("acc@25km") is not None]
         means = (f"{statistics.mean(e['acc@25km'] for e in have):>13.1f}"
                  f"{statistics.mean(e['geoguessr'] for e in have):>16.0f}") if have else ""
         print(f"{name:<20}{'  '.join(cells)}  {means}")
@@ -147,11 +159,10 @@ def main() -> None:
                 if (name, seed) in results and not args.rerun:
                     continue
                 metrics = run_config(name, known[name], seed, args.out)
-                results[name, seed] = {key: metrics[key] for key in KEPT}
+                results[name, seed] = {key: metrics[key] for key in (*KEPT, "rows") if key in metrics}
                 if not shortened:
                     record(args.results, {"config": name, "seed": seed, **results[name, seed]})
-                print(f"{name} seed {seed}: acc@25km {metrics['acc@25km']:.1f}%  GeoGuessr {metrics['geoguessr']:.0f}",
-                      flush=True)
+                print(f"{name} seed {seed}: {cell(results[name, seed], 'acc@25km {:.1f}%  GeoGuessr {:.0f}')}", flush=True)
                 start = args.out / f"seed{seed}" / "sft" / "eval" / "metrics.json"
                 if (SFT_START, seed) not in results and start.is_file():  # the warm start every config began from
                     metrics = json.loads(start.read_text())
