@@ -22,7 +22,7 @@ square. `zoom(0.625, 0.625, 0.875, 0.875)` (each row's `clue_box`) cuts the sign
 full resolution, where the checks are plain to see. Single-photo rows only; it is generated, not shipped.
 
     python data/demo/generate.py            # writes data/demo/{images,train.jsonl,test.jsonl}
-    python data/demo/generate.py --zoom --out output/demo-zoom
+    python data/demo/generate.py --zoom     # writes output/demo-zoom/{images,train.jsonl,test.jsonl}
 """
 
 from __future__ import annotations
@@ -229,9 +229,14 @@ def generate(out: Path, train_per_city: int = 8, test_per_city: int = 3, four_vi
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(Path(__file__).parent))
+    parser.add_argument("--out", default=None,
+                        help="default: data/demo, or output/demo-zoom with --zoom (the shipped demo is never replaced)")
     parser.add_argument("--train_per_city", type=int, default=8)
     parser.add_argument("--test_per_city", type=int, default=3)
     parser.add_argument("--zoom", action="store_true", help="the zoom variant: only a small sign tells the city")
     args = parser.parse_args()
-    generate(Path(args.out), args.train_per_city, args.test_per_city, zoom=args.zoom)
+    here = Path(__file__).resolve().parent
+    out = Path(args.out) if args.out else (here.parent.parent / "output" / "demo-zoom" if args.zoom else here)
+    if args.zoom and out.resolve() == here:
+        parser.error(f"--zoom would replace the shipped demo in {here}: choose another --out")
+    generate(out, args.train_per_city, args.test_per_city, zoom=args.zoom)
