@@ -119,26 +119,25 @@ def cell(entry: dict | None, form: str) -> str:
 
 
 def print_table(results: dict[tuple[str, int], dict], names: list[str], seeds: list[int], markdown: bool = False) -> None:
-    """Config by seed (acc@25 km %, GeoGuessr) and the means over the seeds each config has."""
+    """Config by seed (acc@25 km %, GeoGuessr), and the means where every seed has figures."""
+    def mean(name: str, form: str) -> str:
+        have = [e for s in seeds if (e := results.get((name, s))) and e.get("acc@25km") is not None]
+        if len(have) < len(seeds):
+            return "-"
+        return form.format(statistics.mean(e["acc@25km"] for e in have), statistics.mean(e["geoguessr"] for e in have))
+
     if markdown:
         print("| config | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |")
         print("| --- |" + " --- |" * (len(seeds) + 1))
         for name in names:
-            have = [results[name, s] for s in seeds if (name, s) in results]
             cells = [cell(results.get((name, s)), "{:.1f} / {:,.0f}") for s in seeds]
-            have = [e for e in have if e.get("acc@25km") is not None]
-            mean = (f"{statistics.mean(e['acc@25km'] for e in have):.1f} / "
-                    f"{statistics.mean(e['geoguessr'] for e in have):,.0f}") if len(have) == len(seeds) else "-"
-            print(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
+            print(f"| {name} | " + " | ".join(cells) + f" | {mean(name, '{:.1f} / {:,.0f}')} |")
         return
     header = "  ".join(f"{'seed ' + str(s):>16}" for s in seeds)
-    print(f"\n{'config':<20}{header}  {'mean @25km %':>13}{'mean GeoGuessr':>16}")
+    print(f"\n{'config':<20}{header}  {'mean @25km %, GeoGuessr':>24}")
     for name in names:
         cells = [f"{cell(results.get((name, s)), '{:>7.1f} {:>8.0f}'):>16}" for s in seeds]
-        have = [e for s in seeds if (e := results.get((name, s))) and e.get("acc@25km") is not None]
-        means = (f"{statistics.mean(e['acc@25km'] for e in have):>13.1f}"
-                 f"{statistics.mean(e['geoguessr'] for e in have):>16.0f}") if have else ""
-        print(f"{name:<20}{'  '.join(cells)}  {means}")
+        print(f"{name:<20}{'  '.join(cells)}  {mean(name, '{:>13.1f} {:>10.0f}'):>24}")
 
 
 def main() -> None:
