@@ -15,6 +15,7 @@ from open_r1.answer import TOOL_ERROR_PREFIX, render_answer
 from open_r1.modeling.chat_template import enable_tool_calls
 from open_r1.modeling.loading import load_processor
 from open_r1.rewards import build_reward_funcs
+from open_r1.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE
 from open_r1.tools import build_toolset
 
 LISBON = (38.7167, -9.1395)
@@ -42,6 +43,7 @@ def processor(tiny_model_dir):
 def test_template_renders_tools_calls_and_image_responses(processor):
     image = Image.new("RGB", (56, 56))
     prompt = prepare_multimodal_messages([{"role": "user", "content": "Where?"}], [image])
+    processor.chat_template = processor.tokenizer.chat_template = QWEN2_5_VL_CHAT_TEMPLATE  # a released checkpoint's
     before = processor.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     assert not supports_tool_calling(processor)  # Qwen2.5-VL's own template drops tool calls
     enable_tool_calls(processor)
@@ -61,6 +63,34 @@ def test_template_renders_tools_calls_and_image_responses(processor):
     assert text.endswith("<|im_start|>user\n<tool_response>\n<|vision_start|><|image_pad|><|vision_end|>crop\n"
                          "</tool_response><|im_end|>\n<|im_start|>assistant\n")
     assert text.count("<|image_pad|>") == 2  # the photo and the crop
+
+
+def test_the_tiny_model_lists_its_tools_in_one_line_each_and_calls_them_as_qwen_does(tiny_model_dir):
+    """The tiny model's own template: the prompts of a model trained without tools, Qwen2.5's calls and tool turns,
+    and a tool list short enough for a 2-layer model to read past (the schemas cost 6 times more tokens)."""
+    compact = load_processor(str(tiny_model_dir))
+    released = load_processor(str(tiny_model_dir))
+    released.chat_template = released.tokenizer.chat_template = QWEN2_5_VL_CHAT_TEMPLATE
+    image = Image.new("RGB", (56, 56))
+    prompt = prepare_multimodal_messages([{"role": "user", "content": "Where?"}], [image])
+    assert (compact.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            == released.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True))
+    assert supports_tool_calling(compact) and is_chat_template_prefix_preserving(compact)
+    assert enable_tool_calls(compact).chat_template == compact.tokenizer.chat_template  # kept, not replaced
+    enable_tool_calls(released)
+    tools = build_toolset(["zoom", "lookup"]).schemas()
+    episode = prompt + prepare_multimodal_messages(
+        [{"role": "assistant", "content": "<think>a sign", "tool_calls": [ZOOM]},
+         {"role": "tool", "name": "zoom", "content": [{"type": "image", "image": image}, {"type": "text", "text": "crop"}]}]
+    )
+    short, full = (p.apply_chat_template(episode, tools=tools, tokenize=False, add_generation_prompt=True)
+                   for p in (compact, released))
+    assert short.startswith("<|im_start|>system\nYou are a helpful assistant.\n\n# Tools\n<tools>\n"
+                            "lookup(place)\nzoom(x1, y1, x2, y2, view)\n</tools><|im_end|>\n<|im_start|>user\n")
+    turns = full[full.index("<|im_start|>user"):]
+    assert short.endswith(turns)  # the same photo, call, tool turn and generation prompt
+    count = lambda text: len(compact.tokenizer(text)["input_ids"])  # noqa: E731
+    assert count(full) > 4 * count(short)
 
 
 def test_generated_calls_parse_back_and_think_stays_in_the_content(processor):

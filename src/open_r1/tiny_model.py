@@ -19,6 +19,8 @@ import json
 import logging
 from pathlib import Path
 
+from open_r1.modeling.chat_template import COMPACT_TOOL_CHAT_TEMPLATE
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TINY_DIR = Path(".cache/tiny-qwen2.5-vl")
@@ -57,8 +59,9 @@ QWEN2_SPLIT_PATTERN = (
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
-# The Qwen2.5-VL conversation format: a default system turn, vision placeholders inside user turns.
-CHAT_TEMPLATE = (
+# Qwen2.5-VL's own conversation format: a default system turn, vision placeholders inside user turns, and no tool
+# calls (a released checkpoint's template drops them; `enable_tool_calls` then gives it Qwen2.5's).
+QWEN2_5_VL_CHAT_TEMPLATE = (
     "{%- set image_count = namespace(value=0) -%}"
     "{%- set video_count = namespace(value=0) -%}"
     "{%- if messages[0]['role'] != 'system' -%}"
@@ -87,6 +90,8 @@ CHAT_TEMPLATE = (
     "{{ '<|im_start|>assistant\\n' }}"
     "{%- endif -%}"
 )
+# The tiny model's: the same prompts without tools, and Qwen2.5's tool calls with a one-line-per-tool list.
+CHAT_TEMPLATE = COMPACT_TOOL_CHAT_TEMPLATE
 
 
 # 1,024 tokens: the project's prompts and answers take 11% more tokens than at 4,096, and the LM head, the largest
