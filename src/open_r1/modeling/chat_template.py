@@ -7,6 +7,8 @@ tool format: the tool signatures inside `<tools></tools>` in the system turn, ea
 as `<tool_response>` blocks in a user turn. `TOOL_CHAT_TEMPLATE` is Qwen2.5's format with Qwen2.5-VL's vision
 placeholders, also inside tool responses (a zoom's crop is an image). A conversation without tools renders
 exactly as Qwen2.5-VL's own template renders it, so a model trained without tools sees the same prompts.
+`COMPACT_TOOL_CHAT_TEMPLATE` is the same format with one signature line per tool in place of each JSON schema;
+the tiny model ships it, since `enable_tool_calls` keeps a template that already renders tool calls.
 The assistant turns sit inside `{% generation %}` markers, so SFT on whole episodes (through geo-r's
 `AssistantTurnsOnly` collator: TRL's `assistant_only_loss` refuses image data before transformers 5.18) learns
 the model's turns, calls included, and never the prompt or the tool results.
@@ -20,7 +22,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["COMPACT_TOOL_CHAT_TEMPLATE", "RESPONSE_TEMPLATE", "TOOL_CHAT_TEMPLATE", "enable_tool_calls", "tools_system_text"]
+__all__ = [
+    "COMPACT_TOOL_CHAT_TEMPLATE",
+    "RESPONSE_TEMPLATE",
+    "TOOL_CHAT_TEMPLATE",
+    "enable_tool_calls",
+    "tools_system_text",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +57,9 @@ _FULL_TOOL_LIST = (
     "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\"name\": <function-name>, \"arguments\": "
     "<args-json-object>}\\n</tool_call>' }}"
 )
-# One signature line per tool, `zoom(x1, y1, x2, y2, view)`: the same tags and call format in about 20 tokens
-# instead of the schemas' 900 with the tiny model's 1,024-token vocabulary (about 300 with Qwen's), which a
-# model trained from scratch cannot read anyway. It learns the calls from its SFT targets.
+# One signature line per tool, `zoom(x1, y1, x2, y2, view)`, for the tiny model: its system turn listing `zoom`
+# takes 62 tokens of its 1,024-token vocabulary instead of 876 with the schema, which a model trained from scratch
+# cannot read anyway (it learns the calls from its SFT targets). The calls and tool turns are Qwen2.5's.
 _COMPACT_TOOL_LIST = (
     "{{ '\\n\\n# Tools\\n<tools>' }}"
     "{%- for tool in tools -%}"
