@@ -15,7 +15,7 @@ run again unless --rerun.
     .venv/bin/python bench/tools_demo.py                          # seeds 42 7 1234
     .venv/bin/python bench/tools_demo.py --arms zoom --seeds 42
     GRPO_STEPS=2 SFT_STEPS=5 .venv/bin/python bench/tools_demo.py --seeds 42   # a smoke run (not recorded)
-    .venv/bin/python bench/tools_demo.py --table_only
+    .venv/bin/python bench/tools_demo.py --table_only [--markdown]
 """
 
 from __future__ import annotations
@@ -85,15 +85,35 @@ def print_row(entry: dict) -> None:
           f"{'-' if calls is None else f'{calls:.2f}':>13}", flush=True)
 
 
+def print_markdown(recorded: dict[tuple, dict], seeds: list[int], arms: list[str]) -> None:
+    """The README's table, then how many seeds show GRPO with zoom ahead of GRPO without tools at 25 km."""
+    print("| seed | arm | SFT acc@25 km / GeoGuessr | GRPO acc@25 km / GeoGuessr | zooms per photo |")
+    print("| --- | --- | --- | --- | --- |")
+    for seed in seeds:
+        for arm in arms:
+            if (entry := recorded.get((arm, seed))) is not None:
+                calls = entry["zooms_per_image"]
+                print(f"| {seed} | {arm.replace('_', ' ')} | {entry['sft_acc@25km']:.1f}% / {entry['sft_geoguessr']:,.0f} "
+                      f"| {entry['grpo_acc@25km']:.1f}% / {entry['grpo_geoguessr']:,.0f} "
+                      f"| {'-' if calls is None else f'{calls:.2f}'} |")
+    pairs = [(z, n) for s in seeds if (z := recorded.get(("zoom", s))) and (n := recorded.get(("no_tools", s)))]
+    ahead = sum(z["grpo_acc@25km"] > n["grpo_acc@25km"] for z, n in pairs)
+    print(f"\nGRPO with zoom beats GRPO without tools on held-out acc@25 km on {ahead} of {len(pairs)} seeds")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench-tools")
     add_recording_arguments(parser, REPO / "bench" / "results" / "tools_demo.jsonl")
+    parser.add_argument("--markdown", action="store_true", help="print the recorded table as Markdown (the README's)")
     args = parser.parse_args()
     shortened = shortened_run()
     recorded = {} if shortened else read_recorded(args.results, ("arm", "seed"))
+    if args.markdown and args.table_only:
+        print_markdown(recorded, args.seeds, args.arms)
+        return
     if not args.table_only:
         ensure_data(args.out / "data")
         print(describe_machine())
