@@ -7,8 +7,8 @@ small sign, unreadable at the default 112 pixels, tells the city), per seed, wit
 
 Prints the held-out acc@25 km and GeoGuessr score of each SFT and GRPO model, and the zoom calls per image.
 Each arm is one `run_scripts/run_grpo_rec.sh` launch on the embedded default (tiny Qwen2.5-VL, 2 CPU processes).
-On 2 idle CPU cores an arm takes about 9 minutes without tools and 24 with zoom (three times the SFT steps,
-and GRPO episodes of two turns), so the 3 seeds take about 100 minutes. Each
+On 2 idle CPU cores a seed takes about 29 minutes: 5 without tools and 23 with zoom (three times the SFT steps,
+and GRPO episodes of two turns). Each
 finished (arm, seed) is appended to --results (bench/results/tools_demo.jsonl, kept in the repository) and not
 run again unless --rerun.
 
