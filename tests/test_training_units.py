@@ -133,6 +133,10 @@ from open_r1.training.run import resume_point
 rank = int(os.environ["RANK"])
 point = resume_point(TrainingArguments(sys.argv[1 + rank], max_steps=4, use_cpu=True, report_to=[]))
 print("DECISION", json.dumps([rank, point.checkpoint, point.finished]), flush=True)
+# leave the process group before exiting: a process that exits with gloo's threads still running can abort
+# ("terminate called without an active exception"), which fails the launch after the decision was made
+import torch.distributed
+torch.distributed.destroy_process_group()
 """
 
 
