@@ -12,7 +12,7 @@ from trl.chat_template_utils import is_chat_template_prefix_preserving, parse_re
 from trl.data_utils import prepare_multimodal_messages
 
 from open_r1.answer import TOOL_ERROR_PREFIX, render_answer
-from open_r1.modeling.chat_template import enable_tool_calls
+from open_r1.modeling.chat_template import COMPACT_TOOL_CHAT_TEMPLATE, enable_tool_calls
 from open_r1.modeling.loading import load_processor
 from open_r1.rewards import build_reward_funcs
 from open_r1.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE
@@ -67,7 +67,7 @@ def test_template_renders_tools_calls_and_image_responses(processor):
 
 def test_the_tiny_model_lists_its_tools_in_one_line_each_and_calls_them_as_qwen_does(tiny_model_dir):
     """The tiny model's own template: the prompts of a model trained without tools, Qwen2.5's calls and tool turns,
-    and a tool list short enough for a 2-layer model to read past (the schemas cost 6 times more tokens)."""
+    and a tool list short enough for a 2-layer model to read past (the schemas take many times the tokens)."""
     compact = load_processor(str(tiny_model_dir))
     released = load_processor(str(tiny_model_dir))
     released.chat_template = released.tokenizer.chat_template = QWEN2_5_VL_CHAT_TEMPLATE
@@ -76,7 +76,7 @@ def test_the_tiny_model_lists_its_tools_in_one_line_each_and_calls_them_as_qwen_
     assert (compact.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
             == released.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True))
     assert supports_tool_calling(compact) and is_chat_template_prefix_preserving(compact)
-    assert enable_tool_calls(compact).chat_template == compact.tokenizer.chat_template  # kept, not replaced
+    assert enable_tool_calls(compact).chat_template == COMPACT_TOOL_CHAT_TEMPLATE  # kept, not replaced
     enable_tool_calls(released)
     tools = build_toolset(["zoom", "lookup"]).schemas()
     episode = prompt + prepare_multimodal_messages(
