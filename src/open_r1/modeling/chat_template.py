@@ -73,7 +73,8 @@ _COMPACT_TOOL_LIST = (
     "{{ '\\n</tools>' }}"
 )
 
-
+# A template is _SYSTEM_WITH_TOOLS + a tool list + _TURNS: the first opens the system turn under `if tools`, the
+# last closes that turn and the `if`, then renders the conversation.
 _SYSTEM_WITH_TOOLS = (
     "{%- if tools -%}"
     "{{ '<|im_start|>system\\n' }}"
