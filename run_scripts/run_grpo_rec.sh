@@ -26,6 +26,9 @@
 #                local_scripts/llamafactory/tiny_cpu_sft.yaml (CPU) or qwen2_5_vl_${FINETUNING}_sft.yaml (GPUs).
 #   SFT_FLAGS    extra arguments of the warm start: flags for native ("--max_steps 20"), key=value for
 #                llamafactory ("num_train_epochs=2"); SFT_DS_CONFIG (native SFT on GPUs, default ZeRO-3); SEED.
+#   SFT_NPROC_PER_NODE  processes of the native warm start: NPROC_PER_NODE on GPUs, 1 on a CPU (as run_sft.sh),
+#                where a second process costs more in ZeRO's exchanges than it takes off each step (40 SFT steps of
+#                32 demo rows: 24 s in one process, 28 s in two, measured on 2 cores).
 #   EVAL         1: evaluate the warm start and the GRPO model on EVAL_DATA / EVAL_IMAGES with EVAL_FLAGS for
 #                open_r1.eval_geo (default 1 for the embedded default, on data/demo/test.jsonl; 0 otherwise).
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),
@@ -43,11 +46,12 @@ BASE_MODEL="$MODEL"
 WARM_START="${WARM_START:-$([[ "$EMBEDDED" == 1 ]] && echo native || echo none)}"
 EVAL="${EVAL:-$EMBEDDED}"
 SEED_FLAGS=(${SEED:+--seed "$SEED"})
+SFT_NPROC="${SFT_NPROC_PER_NODE:-$([[ "$ON_GPU" == 1 ]] && echo "$NPROC_PER_NODE" || echo 1)}"
 
 # warm_start_fingerprint RECIPE: 16 hex digits over what decides the warm start (model, data, recipe, flags)
 warm_start_fingerprint() {
   "$PYTHON" -m open_r1.training.warm_start "$BASE_MODEL" ${DATA_PATHS//:/ } "$1" \
-    -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$NPROC_PER_NODE" "${FINETUNING:-full}"
+    -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$SFT_NPROC" "${FINETUNING:-full}"
 }
 
 case "$WARM_START" in
@@ -77,8 +81,8 @@ case "$WARM_START" in
                DATA_PATHS="$DATA_PATHS" IMAGE_FOLDERS="$IMAGE_FOLDERS")
       [[ "$EMBEDDED" == 1 ]] && sft_env+=(MODEL="$BASE_MODEL")
       if [[ "$WARM_START" == native ]]; then
-        # the CPU's ZeRO stage and process count are GRPO's; on GPUs SFT keeps its own ZeRO-3 (SFT_DS_CONFIG)
-        sft_env+=(NPROC_PER_NODE="$NPROC_PER_NODE")
+        # the CPU's ZeRO stage is GRPO's, in SFT_NPROC processes; on GPUs SFT keeps its own ZeRO-3 (SFT_DS_CONFIG)
+        sft_env+=(NPROC_PER_NODE="$SFT_NPROC")
         if [[ "$ON_GPU" == 0 ]]; then sft_env+=(DS_CONFIG="$DS_CONFIG")
         else sft_env+=(DS_CONFIG="${SFT_DS_CONFIG:-$REPO_HOME/local_scripts/zero3.json}"); fi
       fi

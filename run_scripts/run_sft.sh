@@ -8,8 +8,10 @@
 #
 # The output folder holds model + processor: `MODEL=$OUTPUT_DIR bash run_scripts/run_grpo_rec.sh` starts GRPO
 # from it. With no GPU and no MODEL given, it runs the embedded default on the CPU: the tiny Qwen2.5-VL
-# (built if missing), the shipped demo data and data_config/sft_demo.yaml, 2 processes under ZeRO-3 (DS_CONFIG
-# chooses another stage; run_grpo_rec.sh's warm start uses local_scripts/zero2_cpu.json on CPUs).
+# (built if missing), the shipped demo data and data_config/sft_demo.yaml, one process under ZeRO-3 (DS_CONFIG
+# chooses another stage, NPROC_PER_NODE more processes; run_grpo_rec.sh's warm start uses
+# local_scripts/zero2_cpu.json on CPUs). One process: a second one costs more in ZeRO's exchanges on 2 cores than
+# it takes off each step.
 # Every setting is an environment variable:
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),
 #   DS_CONFIG, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, REPORT_TO
@@ -18,7 +20,7 @@ REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_HOME"
 source "$REPO_HOME/run_scripts/common.sh"
 
-resolve_run sft "$REPO_HOME/data_config/sft_demo.yaml" "$REPO_HOME/data_config/sft_3b.yaml"
+resolve_run sft "$REPO_HOME/data_config/sft_demo.yaml" "$REPO_HOME/data_config/sft_3b.yaml" 1
 launch src/open_r1/sft.py "$@"
 
 echo "[geo-r] done: model and processor in $OUTPUT_DIR, log in $OUTPUT_DIR/train.log"

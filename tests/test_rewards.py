@@ -117,7 +117,7 @@ def test_haversine_without_known_length_uses_the_start_scale():
             pytest.approx(math.exp(-km / 2000.0))
 
 
-@pytest.mark.parametrize("name", ["haversine", "geoguessr", "georpiecewise", "geohash", "hierarchy"])
+@pytest.mark.parametrize("name", ["haversine", "geoguessr", "georpiecewise", "geohash", "hierarchy", "within_km"])
 def test_unlabelled_rows_get_none_and_bad_answers_zero(name):
     out = run(name, [GOOD, GOOD, "nothing", GOOD], lat=[None, "abc", LISBON[0], 95.0],
               lon=[None, 1.0, LISBON[1], 0.0])
@@ -132,6 +132,19 @@ def test_geoguessr_and_piecewise_curves():
     assert piecewise == pytest.approx([1.0, 1.0 - 0.5 * km / 750.0])
     antipode = wrap(CHAIN, render_answer(-LISBON[0], LISBON[1] + 180.0))
     assert run("georpiecewise", [antipode], **labels(1)) == [0.0]
+
+
+def test_within_km_pays_the_scales_reached_and_nothing_for_the_digits_inside_the_city():
+    madrid = wrap(CHAIN, render_answer(*MADRID))
+    same_city = wrap(CHAIN, render_answer(LISBON[0] + 0.05, LISBON[1] + 0.05))  # about 7 km off
+    drifted = wrap(CHAIN, render_answer(LISBON[0] + 1.0, LISBON[1]))  # about 111 km off: the digits left the city
+    antipode = wrap(CHAIN, render_answer(-LISBON[0], LISBON[1] + 180.0))
+    out = run("within_km", [GOOD, same_city, drifted, madrid, antipode, "no answer"], **labels(6))
+    # 25 / 200 / 750 / 2500 km: Madrid is about 500 km from Lisbon
+    assert out == [1.0, 1.0, 0.75, 0.5, 0.0, 0.0]
+    km = haversine_km(*MADRID, *LISBON)
+    assert run("within_km", [madrid], {"km_thresholds": [km]}, **labels(1)) == [0.0]  # strictly within, as OSV-5M
+    assert run("within_km", [madrid], {"km_thresholds": [km + 1.0, 1.0]}, **labels(1)) == [0.5]
 
 
 def test_geohash_prefix_share():

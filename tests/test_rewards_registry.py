@@ -8,7 +8,7 @@ from open_r1.configs import RewardArguments
 from open_r1.rewards import REWARDS, build_reward_funcs, load_reward_module, register
 from open_r1.rewards.registry import RewardFaultError, RewardModuleError, reward_options
 
-GEO = ["format", "haversine", "hierarchy", "geohash", "geoguessr", "georpiecewise"]
+GEO = ["format", "haversine", "hierarchy", "geohash", "geoguessr", "georpiecewise", "within_km"]
 GENERIC = ["accuracy", "iou"]
 LISBON_ANSWER = "<answer>Latitude: 38.7167\nLongitude: -9.1395</answer>"
 
@@ -63,6 +63,8 @@ def test_every_reward_option_is_a_command_line_field():
     fields = vars(RewardArguments())
     for name in GEO + GENERIC:
         for option, default in reward_options(REWARDS[name]).items():
+            # a reward's sequence default is a tuple (no mutable default), the command line's a list
+            default = list(default) if isinstance(default, tuple) else default
             assert option in fields and fields[option] == default, (name, option)
 
 
@@ -130,7 +132,7 @@ def test_command_line_parsing():
 
 
 @pytest.mark.parametrize("bad", [{"tau_schedule": "sawtooth"}, {"tau_end": 0.0}, {"geohash_precision": 13},
-                                 {"city_weight": -1.0}])
+                                 {"city_weight": -1.0}, {"km_thresholds": []}, {"km_thresholds": [25.0, 0.0]}])
 def test_invalid_options_fail_early(bad):
     with pytest.raises(ValueError):
         RewardArguments(**bad)

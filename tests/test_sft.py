@@ -195,9 +195,10 @@ def test_the_sft_checkpoint_is_where_grpo_starts(learned, tmp_path):
 
 @pytest.mark.slow
 def test_launcher_lora_under_zero3_saves_a_merged_checkpoint(tmp_path, tiny_model_dir):
-    """run_scripts/run_sft.sh's embedded default: 2 CPU processes under ZeRO-3, here with LoRA."""
+    """run_scripts/run_sft.sh's embedded default under ZeRO-3 in 2 CPU processes (NPROC_PER_NODE), with LoRA: the
+    merge gathers the partitions."""
     out = tmp_path / "lora"
-    env = dict(os.environ, OUTPUT_DIR=str(out), REPORT_TO="none", CUDA_VISIBLE_DEVICES="")
+    env = dict(os.environ, OUTPUT_DIR=str(out), REPORT_TO="none", CUDA_VISIBLE_DEVICES="", NPROC_PER_NODE="2")
     env.pop("MODEL", None)
     result = subprocess.run(
         ["bash", "run_scripts/run_sft.sh", "--max_steps", "2", "--max_rows", "8", "--per_device_train_batch_size", "2",

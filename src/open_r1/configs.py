@@ -71,7 +71,7 @@ class RewardArguments:
     reward_funcs: list[str] = field(
         default_factory=lambda: ["format", "haversine"],
         metadata={"help": "rewards by name (see open_r1.rewards.REWARDS): format, haversine, hierarchy, geohash, "
-                  "geoguessr, georpiecewise, accuracy, iou, or those of --reward_module"},
+                  "geoguessr, georpiecewise, within_km, accuracy, iou, or those of --reward_module"},
     )
     reward_module: str | None = field(
         default=None,
@@ -102,6 +102,11 @@ class RewardArguments:
     city_weight: float = field(default=0.2, metadata={"help": "hierarchy: weight of the right city"})
     geohash_precision: int = field(
         default=6, metadata={"help": "geohash: number of geohash characters compared (1-12; 6 is about 1 km)"}
+    )
+    km_thresholds: list[float] = field(
+        default_factory=lambda: [25.0, 200.0, 750.0, 2500.0],
+        metadata={"help": "within_km: the distances (km) whose share the answer falls within is the reward; add 1 "
+                  "when the pictures tell the street"},
     )
     tool_call_penalty: float = field(
         default=0.2,
@@ -138,6 +143,8 @@ class RewardArguments:
             raise ValueError(f"tau_start and tau_end must be positive km, got {self.tau_start} and {self.tau_end}")
         if min(self.country_weight, self.region_weight, self.city_weight) < 0:
             raise ValueError("hierarchy weights must not be negative")
+        if not self.km_thresholds or min(self.km_thresholds) <= 0:
+            raise ValueError(f"km_thresholds must be positive distances in km, got {self.km_thresholds}")
         if not 1 <= self.geohash_precision <= 12:
             raise ValueError(f"geohash_precision must be in 1..12, got {self.geohash_precision}")
         if self.tool_call_penalty < 0 or self.max_tool_calls < 0:

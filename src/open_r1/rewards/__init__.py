@@ -5,7 +5,7 @@
     funcs = build_reward_funcs(["format", "haversine"], {"tau_start": 2000.0})
     GRPOTrainer(..., reward_funcs=funcs)
 
-Geo rewards (`format`, `haversine`, `hierarchy`, `geohash`, `geoguessr`, `georpiecewise`) live in
+Geo rewards (`format`, `haversine`, `hierarchy`, `geohash`, `geoguessr`, `georpiecewise`, `within_km`) live in
 `rewards.geo`, generic ones for non-geo rows (`accuracy`, `iou`) in `rewards.generic`. Step metrics are
 reported through TRL's `log_metric` hook and show up in the trainer's logs as `geo/...` and `generic/...`.
 """

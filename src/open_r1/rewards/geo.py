@@ -41,6 +41,7 @@ __all__ = [
     "haversine_reward",
     "hierarchy_reward",
     "hierarchy_truth",
+    "within_km_reward",
 ]
 
 # Geo-R's piecewise-linear distance reward: full marks on the spot, half at 750 km, nothing past 20000 km.
@@ -166,6 +167,24 @@ def georpiecewise_reward(prompts: Sequence[Any], completions: Sequence[Any], **k
     batch = batch_of(completions)
     km, labelled = _distances(batch, kwargs, kwargs.get("log_metric"))
     return _rewards(np.interp(km, PIECEWISE_KM, PIECEWISE_REWARD), labelled)
+
+
+@register("within_km")
+def within_km_reward(prompts: Sequence[Any], completions: Sequence[Any], *,
+                     km_thresholds: Sequence[float] = (25.0, 200.0, 750.0, 2500.0), **kwargs: Any) -> list[float | None]:
+    """Share of the distance thresholds the answer falls within (strictly, as OSV-5M counts them): by default the
+    field's city, region, country and continent scales, 25 / 200 / 750 / 2500 km. Every answer within the
+    smallest threshold scores the same, so a picture that tells the city but not the street pays nothing for the
+    luck of the digits, while digits that drift out of the city lose a level. Add 1 for street level when the
+    pictures tell the street."""
+    batch = batch_of(completions)
+    km, labelled = _distances(batch, kwargs, kwargs.get("log_metric"))
+    thresholds = np.asarray(sorted(float(t) for t in km_thresholds), dtype=np.float64)
+    if thresholds.size == 0 or not np.all(thresholds > 0):
+        raise ValueError(f"within_km: km_thresholds must be positive distances, not {list(km_thresholds)}")
+    with np.errstate(invalid="ignore"):
+        share = (km[:, None] < thresholds[None, :]).mean(axis=1)
+    return _rewards(np.where(np.isnan(km), np.nan, share), labelled)
 
 
 @register("geohash")
