@@ -93,6 +93,11 @@ def test_grpo_trains_the_sft_model(demo_run):
     assert json.loads((demo_run / "grpo" / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
 
 
+def test_the_cpu_warm_start_runs_in_one_process_and_grpo_in_two(demo_run):
+    assert re.search(r"node 0 of 1: 1 process\(es\)", (demo_run / "sft.log").read_text())
+    assert re.search(r"node 0 of 1: 2 process\(es\)", (demo_run / "stdout.txt").read_text())
+
+
 def test_the_console_shows_one_readable_line_per_step(demo_run):
     stdout = (demo_run / "stdout.txt").read_text()
     lines = [line for line in stdout.splitlines() if line.startswith("[geo-r] step ")]
