@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO
 
@@ -94,7 +95,8 @@ def test_grpo_launcher_reports_overridden_recipe_keys_and_appends_its_log(tmp_pa
     result = run("run_grpo_rec.sh", env, "--learning_rate", "1e-3", "--question_template", "Where? {question}")
     log = result.stdout
     assert "no GPU: training" in log
-    assert "[geo-r] --learning_rate overrides learning_rate: 0.0003 -> 1e-3" in log
+    recipe_lr = yaml.safe_load((REPO / "data_config" / "demo.yaml").read_text())["learning_rate"]
+    assert f"[geo-r] --learning_rate overrides learning_rate: {recipe_lr} -> 1e-3" in log
     assert f"[geo-r] --output_dir overrides output_dir: output/demo-grpo -> {out}" in log
     assert "overrides model_name_or_path" not in log  # the same folder, spelt absolute
     (call,) = records(record, "torchrun")
