@@ -289,6 +289,29 @@ def test_the_no_signal_warning_reads_the_share_of_flat_groups(caplog, flat, head
         assert headline in caplog.text and "at step 3" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("within_25km", "headline"),
+    [([1.0, 1.0, 1.0], "ROWS SOLVED"), ([1.0, 0.875, 1.0], "NO LEARNING SIGNAL"), ([0.0, 0.0, 0.0], "NO LEARNING SIGNAL")],
+)
+def test_flat_groups_of_answers_all_within_25_km_are_called_solved_not_a_missing_signal(caplog, within_25km, headline):
+    """As seed 42 of the demo did on its GRPO photos: three steps in which all 64 completions landed within 25 km and
+    scored the same. The format and label causes would mislead there; one wrong log in the streak keeps them."""
+    from transformers import TrainerControl, TrainerState
+
+    from open_r1.training.callbacks import NoLearningSignalCallback
+
+    callback, state = NoLearningSignalCallback(patience=3), TrainerState()
+    with caplog.at_level("WARNING"):
+        for step, share in enumerate(within_25km, start=1):
+            state.global_step = step
+            logs = {"reward": 2.5 * share, "reward_std": 0.0, "frac_reward_zero_std": 1.0,
+                    "frac_reward_flat_groups": 1.0, "geo/within_25km": share}
+            callback.on_log(None, state, TrainerControl(), logs=logs)
+    assert headline in caplog.text and "at step 3" in caplog.text
+    assert ("LEARNING SIGNAL" in caplog.text) is (headline != "ROWS SOLVED")
+    assert ("--drop_solved" in caplog.text) and (("answer format" in caplog.text) is (headline != "ROWS SOLVED"))
+
+
 @pytest.mark.parametrize(("longest", "hinted"), [(121.0, True), (60.0, False)])
 def test_the_no_signal_warning_names_the_completion_budget_when_tool_episodes_fill_it(caplog, longest, hinted):
     """As measured on the zoom demo: every episode zoomed, then TRL cut the answer at 128 tokens (call, crop and

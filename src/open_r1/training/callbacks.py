@@ -45,12 +45,17 @@ class NoLearningSignalCallback(TrainerCallback):
     prompt (an SFT warm start trained to near-certainty, at a low temperature). After `patience` consecutive logs
     where every group is flat, or at least `flat_share` of them (`frac_reward_flat_groups`, logged by
     `open_r1.training.reward_spread`), this warns loudly (once per streak), naming the likely causes.
+
+    A third way is success: a model that lands every completion within 25 km of its photo (`geo/within_25km` of
+    1.0 at every log of the streak) has solved those rows. Its groups are flat too, but the causes above would
+    mislead, so that streak gets its own headline, ROWS SOLVED, and the remedy: harder rows.
     """
 
     def __init__(self, patience: int = 3, flat_share: float = 0.9):
         self.patience = patience
         self.flat_share = flat_share
         self.streak = 0
+        self.solved_streak = 0
         self.warned = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -60,10 +65,20 @@ class NoLearningSignalCallback(TrainerCallback):
         flat = max(logs.get("frac_reward_zero_std", 0.0), logs.get("frac_reward_flat_groups", 0.0))
         if all_zero or flat >= self.flat_share:
             self.streak += 1
+            self.solved_streak = self.solved_streak + 1 if logs.get("geo/within_25km", 0.0) >= 1.0 else 0
         else:
-            self.streak, self.warned = 0, False
+            self.streak, self.solved_streak, self.warned = 0, 0, False
         if self.streak >= self.patience and not self.warned:
             self.warned = True
+            if self.solved_streak >= self.patience:
+                logger.warning(
+                    "ROWS SOLVED at step %d: every completion of the last %d logs landed within 25 km of its photo, "
+                    "and %.0f%% of the groups of completions got identical rewards, so they add nothing to the "
+                    "gradient: the model already solves these rows. Train on harder ones (`python -m "
+                    "open_r1.difficulty --drop_solved`, or `--sample_by difficulty`), or stop here.",
+                    state.global_step, self.solved_streak, 100 * flat,
+                )
+                return
             if all_zero:
                 what = "every reward is zero"
             elif flat >= 1.0:
