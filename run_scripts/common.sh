@@ -28,12 +28,12 @@ DS_COLLECTIVE_WARNINGS='ignore:`torch.distributed.all_gather_into_tensor` is dep
 DS_COLLECTIVE_WARNINGS+=',ignore:`torch.distributed.reduce_scatter_tensor` is deprecated:FutureWarning'
 export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}$DS_COLLECTIVE_WARNINGS"
 
-# resolve_run NAME CPU_CONFIG GPU_CONFIG [CPU_PROCS]: the settings of a run from the environment. With no GPU it
-# runs on the CPU (CPU_PROCS processes, default 2), and with no MODEL either on the embedded default (tiny model,
-# demo data). Sets MODEL CONFIG DATA_PATHS IMAGE_FOLDERS DS_CONFIG NPROC_PER_NODE RUN_NAME OUTPUT_DIR MASTER_PORT
-# ON_GPU EMBEDDED EXTRA.
+# resolve_run NAME CPU_CONFIG GPU_CONFIG [CPU_PROCS] [DEMO_SPLIT]: the settings of a run from the environment. With
+# no GPU it runs on the CPU (CPU_PROCS processes, default 2), and with no MODEL either on the embedded default (tiny
+# model, demo data: DATA_PATHS defaults to data/demo/DEMO_SPLIT.jsonl, default train). Sets MODEL CONFIG DATA_PATHS
+# IMAGE_FOLDERS DS_CONFIG NPROC_PER_NODE RUN_NAME OUTPUT_DIR MASTER_PORT ON_GPU EMBEDDED EXTRA.
 resolve_run() {
-  local name="$1" cpu_config="$2" gpu_config="$3" cpu_procs="${4:-2}"
+  local name="$1" cpu_config="$2" gpu_config="$3" cpu_procs="${4:-2}" demo_split="${5:-train}"
   EMBEDDED=0
   if ! has_gpu; then
     ON_GPU=0
@@ -47,7 +47,7 @@ resolve_run() {
       echo "[geo-r] no GPU: training $MODEL on the CPU ($NPROC_PER_NODE process(es))"
     fi
     CONFIG="${CONFIG:-$cpu_config}"
-    DATA_PATHS="${DATA_PATHS:-$REPO_HOME/data/demo/train.jsonl}"
+    DATA_PATHS="${DATA_PATHS:-$REPO_HOME/data/demo/$demo_split.jsonl}"
     IMAGE_FOLDERS="${IMAGE_FOLDERS:-$REPO_HOME/data/demo/images}"
     DS_CONFIG="${DS_CONFIG:-$REPO_HOME/local_scripts/zero3_cpu.json}"
     RUN_NAME="${RUN_NAME:-demo-$name}"

@@ -8,8 +8,8 @@
 #   bash run_scripts/run_grpo_rec.sh --max_steps 500 --learning_rate 2e-6   # extra flags go to grpo_jsonl.py
 #
 # With no GPU and no MODEL, this is the embedded default, the whole recipe on a CPU in minutes: build the tiny
-# Qwen2.5-VL, SFT warm start on the shipped demo data (reused on later launches), GRPO from it with 2 processes
-# under DeepSpeed ZeRO-2 (every CPU run uses ZeRO-2 unless DS_CONFIG says otherwise), evaluation of both on the
+# Qwen2.5-VL, SFT warm start on the demo's train split (reused on later launches), GRPO from it on the demo's GRPO
+# split (photos the warm start never saw) with 2 processes under DeepSpeed ZeRO-2 (every CPU run uses ZeRO-2 unless DS_CONFIG says otherwise), evaluation of both on the
 # held-out demo split, and a table. ZeRO-2 on a CPU: ZeRO-3
 # gathers every layer's weights at every forward call, and generation calls the model once per token, so a
 # GRPO step costs several times more under ZeRO-3 for a model that fits in memory many times over
@@ -26,6 +26,8 @@
 #                local_scripts/llamafactory/tiny_cpu_sft.yaml (CPU) or qwen2_5_vl_${FINETUNING}_sft.yaml (GPUs).
 #   SFT_FLAGS    extra arguments of the warm start: flags for native ("--max_steps 20"), key=value for
 #                llamafactory ("num_train_epochs=2"); SFT_DS_CONFIG (native SFT on GPUs, default ZeRO-3); SEED.
+#   SFT_DATA_PATHS, SFT_IMAGE_FOLDERS  the warm start's data: DATA_PATHS / IMAGE_FOLDERS unless set (the embedded
+#                default: data/demo/train.jsonl, while GRPO trains on data/demo/grpo.jsonl).
 #   SFT_NPROC_PER_NODE  processes of the native warm start: NPROC_PER_NODE on GPUs, 1 on a CPU (as run_sft.sh),
 #                where a second process costs more in ZeRO's exchanges than it takes off each step (40 SFT steps of
 #                32 demo rows: 24 s in one process, 28 s in two, measured on 2 cores).
@@ -40,7 +42,13 @@ source "$REPO_HOME/run_scripts/common.sh"
 started=$SECONDS
 
 if ! has_gpu; then DS_CONFIG="${DS_CONFIG:-$REPO_HOME/local_scripts/zero2_cpu.json}"; fi
-resolve_run grpo "$REPO_HOME/data_config/demo.yaml" "$REPO_HOME/data_config/geo_r_3b.yaml"
+user_data="${DATA_PATHS:-}"
+resolve_run grpo "$REPO_HOME/data_config/demo.yaml" "$REPO_HOME/data_config/geo_r_3b.yaml" 2 grpo
+# The demo's warm start learns from its train split and GRPO from photos SFT never saw (data/demo/grpo.jsonl); a
+# DATA_PATHS of one's own feeds both, unless SFT_DATA_PATHS / SFT_IMAGE_FOLDERS name the warm start's own data.
+if [[ "$ON_GPU" == 0 && -z "$user_data" ]]; then SFT_DATA_PATHS="${SFT_DATA_PATHS:-$REPO_HOME/data/demo/train.jsonl}"; fi
+SFT_DATA_PATHS="${SFT_DATA_PATHS:-$DATA_PATHS}"
+SFT_IMAGE_FOLDERS="${SFT_IMAGE_FOLDERS:-$IMAGE_FOLDERS}"
 if [[ "$ON_GPU" == 1 ]]; then EXTRA=($(vllm_flags)); fi
 BASE_MODEL="$MODEL"
 WARM_START="${WARM_START:-$([[ "$EMBEDDED" == 1 ]] && echo native || echo none)}"
@@ -50,8 +58,8 @@ SFT_NPROC="${SFT_NPROC_PER_NODE:-$([[ "$ON_GPU" == 1 ]] && echo "$NPROC_PER_NODE
 
 # warm_start_fingerprint RECIPE: 16 hex digits over what decides the warm start (model, data, recipe, flags)
 warm_start_fingerprint() {
-  "$PYTHON" -m open_r1.training.warm_start "$BASE_MODEL" ${DATA_PATHS//:/ } "$1" \
-    -- "$WARM_START" "$IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$SFT_NPROC" "${FINETUNING:-full}"
+  "$PYTHON" -m open_r1.training.warm_start "$BASE_MODEL" ${SFT_DATA_PATHS//:/ } "$1" \
+    -- "$WARM_START" "$SFT_IMAGE_FOLDERS" ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" "$SFT_NPROC" "${FINETUNING:-full}"
 }
 
 case "$WARM_START" in
@@ -78,7 +86,7 @@ case "$WARM_START" in
       mkdir -p "$WARM_DIR"
       warm_log="$WARM_DIR.log"; [[ "${NODE_RANK:-0}" != 0 ]] && warm_log="$WARM_DIR.node${NODE_RANK}.log"
       sft_env=(OUTPUT_DIR="$WARM_DIR" RUN_NAME="$(basename "$WARM_DIR")" CONFIG="$sft_recipe" MASTER_PORT=
-               DATA_PATHS="$DATA_PATHS" IMAGE_FOLDERS="$IMAGE_FOLDERS")
+               DATA_PATHS="$SFT_DATA_PATHS" IMAGE_FOLDERS="$SFT_IMAGE_FOLDERS")
       [[ "$EMBEDDED" == 1 ]] && sft_env+=(MODEL="$BASE_MODEL")
       if [[ "$WARM_START" == native ]]; then
         # the CPU's ZeRO stage is GRPO's, in SFT_NPROC processes; on GPUs SFT keeps its own ZeRO-3 (SFT_DS_CONFIG)

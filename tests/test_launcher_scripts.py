@@ -312,3 +312,24 @@ def test_a_warm_start_path_must_be_a_checkpoint_and_grpo_starts_from_it(tmp_path
     assert f"GRPO starts from the warm start {sft}" in result.stdout
     argv = records(record, "torchrun")[-1]["argv"]
     assert argv[argv.index("--model_name_or_path") + 1] == str(sft)
+
+
+@pytest.mark.parametrize(
+    ("settings", "sft_data", "grpo_data"),
+    [
+        ({}, "data/demo/train.jsonl", "data/demo/grpo.jsonl"),  # the demo: GRPO on photos SFT never saw
+        ({"DATA_PATHS": "mine.jsonl"}, "mine.jsonl", "mine.jsonl"),  # one's own data feeds both
+        ({"DATA_PATHS": "rl.jsonl", "SFT_DATA_PATHS": "sft.jsonl"}, "sft.jsonl", "rl.jsonl"),
+    ],
+)
+def test_the_warm_start_and_grpo_each_train_on_their_own_data(tmp_path, fakes, settings, sft_data, grpo_data):
+    env, record = fakes
+    tool(Path(env["PYTHON"]).parent, "torchrun", SAVES_FINAL_MODEL)
+    env.update(MODEL=str(REPO / ".cache" / "tiny-qwen2.5-vl"), OUTPUT_DIR=str(tmp_path / "grpo"),
+               WARM_START="native", WARM_START_DIR=str(tmp_path / "sft"), EVAL="0", **settings)
+    run("run_grpo_rec.sh", env)
+    sft, grpo = records(record, "torchrun")
+    assert "src/open_r1/sft.py" in sft["argv"] and "src/open_r1/grpo_jsonl.py" in grpo["argv"]
+    for call, data in ((sft, sft_data), (grpo, grpo_data)):
+        argv = call["argv"]
+        assert argv[argv.index("--data_file_paths") + 1] in (data, str(REPO / data))

@@ -11,7 +11,9 @@ Photos of a city are spread over a few kilometres around its centre; country, re
 of the centre by the project's own labelling rule (`open_r1.geo.labels`), the truth the rewards pay and the
 evaluation scores. Each city gets single-photo rows and four-view rows (north, east, south, west), so batches
 mix image counts. The held-out split has three photos per city: no city weighs more than 1.6% of any held-out
-figure. Deterministic: running it again rewrites the same files.
+figure. The GRPO split (80 rows: a photo of every city and a four-view row of one city in each neighbourhood) holds
+photos the SFT warm start never sees, so GRPO learns from answers it has not memorised. Deterministic: running it
+again rewrites the same files, and each split draws from its own generator, so adding one changes no other.
 
 The zoom variant (`--zoom`) is a demo where only a zoom tells the city. Its 448-pixel photos show the world region
 in the sky and nothing else of the place, except a small sign: three stripes of fine two-colour checks, whose
@@ -21,8 +23,8 @@ the same mean colour, and the checks are laid out so that the loader's 1/4-scale
 square. `zoom(0.625, 0.625, 0.875, 0.875)` (each row's `clue_box`) cuts the sign's corner from the full photo at
 full resolution, where the checks are plain to see. Single-photo rows only; it is generated, not shipped.
 
-    python data/demo/generate.py            # writes data/demo/{images,train.jsonl,test.jsonl}
-    python data/demo/generate.py --zoom     # writes output/demo-zoom/{images,train.jsonl,test.jsonl}
+    python data/demo/generate.py            # writes data/demo/{images,train.jsonl,test.jsonl,grpo.jsonl}
+    python data/demo/generate.py --zoom     # writes output/demo-zoom/{images,train.jsonl,test.jsonl,grpo.jsonl}
 """
 
 from __future__ import annotations
@@ -193,13 +195,14 @@ def generate(out: Path, train_per_city: int = 8, test_per_city: int = 3, four_vi
     if images_dir.exists():
         shutil.rmtree(images_dir)
     images_dir.mkdir(parents=True)
-    splits: dict[str, list[dict]] = {"train": [], "test": []}
-    centres: dict[str, list[tuple[float, float]]] = {"train": [], "test": []}
+    splits: dict[str, list[dict]] = {"train": [], "test": [], "grpo": []}
+    centres: dict[str, list[tuple[float, float]]] = {name: [] for name in splits}
     for index, city in enumerate(CITIES):
         style = city_style(index)
         slug = city[0].lower().replace(" ", "_")
         (images_dir / slug).mkdir()
-        for split, count, seed in (("train", train_per_city, 0), ("test", test_per_city, 1)):
+        grpo_count = 2 if index % 4 == 0 else 1  # 80 rows: 10 GRPO steps of 8 photos
+        for split, count, seed in (("train", train_per_city, 0), ("test", test_per_city, 1), ("grpo", grpo_count, 2)):
             rng = np.random.default_rng([index, seed])
             for k in range(count):
                 row_id = f"{slug}-{split}-{k}"
