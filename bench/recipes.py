@@ -38,7 +38,7 @@ from recorded import add_recording_arguments, describe_machine, read_recorded, r
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = REPO / "data_config" / "grpo_variants"
-TRAIN, IMAGES = REPO / "data" / "demo" / "train.jsonl", REPO / "data" / "demo" / "images"
+GRPO_ROWS, IMAGES = REPO / "data" / "demo" / "grpo.jsonl", REPO / "data" / "demo" / "images"  # what demo GRPO trains on
 
 
 def overlay_flags(path: Path) -> list[str]:
@@ -72,10 +72,10 @@ def run(cmd: list[str], env: dict, log: Path) -> None:
 
 
 def hard_rows(sft: Path, out: Path, env: dict) -> Path:
-    """The training rows the SFT model does not already place (k=4 answers at the demo's GRPO temperature)."""
+    """The GRPO rows the SFT model does not already place (k=4 answers at the demo's GRPO temperature)."""
     scored = out / "hard.jsonl"
     run([sys.executable, "-m", "open_r1.difficulty", "--model_name_or_path", str(sft), "--data_file_paths",
-         str(TRAIN), "--image_folders", str(IMAGES), "--output_dir", str(out / "difficulty"), "--num_guesses", "4",
+         str(GRPO_ROWS), "--image_folders", str(IMAGES), "--output_dir", str(out / "difficulty"), "--num_guesses", "4",
          "--temperature", "0.5", "--max_new_tokens", os.environ.get("EVAL_TOKENS", "160"), "--batch_size", "16",
          "--question_template", "{question}",  # the demo recipes' prompt: the model knows no other
          "--drop_solved", "--hotspot_km", "25", "--out", str(scored), "--overwrite"], env, out / "difficulty.log")

@@ -312,6 +312,22 @@ def test_flat_groups_of_answers_all_within_25_km_are_called_solved_not_a_missing
     assert ("--drop_solved" in caplog.text) and (("answer format" in caplog.text) is (headline != "ROWS SOLVED"))
 
 
+def test_the_no_signal_warning_is_given_once_by_rank_zero_alone(caplog):
+    """Every rank reads the same gathered logs; two processes printed each warning twice."""
+    from transformers import TrainerControl, TrainerState
+
+    from open_r1.training.callbacks import NoLearningSignalCallback
+
+    logs = {"reward": 0.0, "reward_std": 0.0, "frac_reward_zero_std": 1.0, "frac_reward_flat_groups": 1.0}
+    for rank_zero in (False, True):
+        callback, state = NoLearningSignalCallback(patience=2), TrainerState(is_world_process_zero=rank_zero)
+        with caplog.at_level("WARNING"):
+            for step in range(1, 5):
+                state.global_step = step
+                callback.on_log(None, state, TrainerControl(), logs=dict(logs))
+        assert caplog.text.count("NO LEARNING SIGNAL") == (1 if rank_zero else 0)
+
+
 @pytest.mark.parametrize(("longest", "hinted"), [(121.0, True), (60.0, False)])
 def test_the_no_signal_warning_names_the_completion_budget_when_tool_episodes_fill_it(caplog, longest, hinted):
     """As measured on the zoom demo: every episode zoomed, then TRL cut the answer at 128 tokens (call, crop and

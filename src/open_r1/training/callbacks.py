@@ -70,6 +70,8 @@ class NoLearningSignalCallback(TrainerCallback):
             self.streak, self.solved_streak, self.warned = 0, 0, False
         if self.streak >= self.patience and not self.warned:
             self.warned = True
+            if not state.is_world_process_zero:  # every rank reads the same gathered logs: one warning is enough
+                return
             if self.solved_streak >= self.patience:
                 logger.warning(
                     "ROWS SOLVED at step %d: every completion of the last %d logs landed within 25 km of its photo, "
