@@ -9,9 +9,9 @@
 #
 # With no GPU and no MODEL, this is the embedded default, the whole recipe on a CPU in minutes: build the tiny
 # Qwen2.5-VL, SFT warm start on the demo's train split (reused on later launches), GRPO from it on the demo's GRPO
-# split (photos the warm start never saw) with 2 processes under DeepSpeed ZeRO-2 (every CPU run uses ZeRO-2 unless DS_CONFIG says otherwise), evaluation of both on the
-# held-out demo split, and a table. ZeRO-2 on a CPU: ZeRO-3
-# gathers every layer's weights at every forward call, and generation calls the model once per token, so a
+# split (photos the warm start never saw) with 2 processes under DeepSpeed ZeRO-2 (every CPU run uses ZeRO-2
+# unless DS_CONFIG says otherwise), evaluation of both on the held-out demo split, and a table. ZeRO-2 on a CPU:
+# ZeRO-3 gathers every layer's weights at every forward call, and generation calls the model once per token, so a
 # GRPO step costs several times more under ZeRO-3 for a model that fits in memory many times over
 # (18-25 s a step against about 9 s, measured on 2 cores); ZeRO-3 is what the GPU recipes use, and
 # DS_CONFIG=local_scripts/zero3_cpu.json selects it here too.
