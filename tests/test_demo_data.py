@@ -1,4 +1,5 @@
-"""The shipped demo set: what `data/demo/generate.py` writes, and a GRPO split the SFT warm start never sees."""
+"""The shipped demo set: what `data/demo/generate.py` writes, a GRPO split the SFT warm start never sees, and the
+generated dev split recipes are chosen on."""
 
 from __future__ import annotations
 
@@ -28,14 +29,15 @@ def regenerated(tmp_path_factory) -> Path:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path_factory.mktemp("demo")
-    module.generate(out)
+    module.generate(out, dev=True)
     return out
 
 
 def test_the_shipped_demo_is_what_the_generator_writes(regenerated):
     for split in ("train", "test", "grpo"):
         assert (regenerated / f"{split}.jsonl").read_bytes() == (DEMO / f"{split}.jsonl").read_bytes(), split
-    written = sorted(p.relative_to(regenerated / "images") for p in (regenerated / "images").rglob("*.jpg"))
+    written = sorted(p.relative_to(regenerated / "images") for p in (regenerated / "images").rglob("*.jpg")
+                     if "-dev-" not in p.name)
     shipped = sorted(p.relative_to(DEMO / "images") for p in (DEMO / "images").rglob("*.jpg"))
     assert written == shipped
     for rel in written[::50]:
@@ -60,3 +62,15 @@ def test_each_quarter_of_the_demo_grpo_run_is_one_pass_over_its_photos():
     prompts_per_step = recipe["per_device_train_batch_size"] * LAUNCHER_PROCESSES // recipe["num_generations"]
     steps_per_pass, left = divmod(len(rows(DEMO / "grpo.jsonl")), prompts_per_step)
     assert left == 0 and recipe["max_steps"] == 4 * steps_per_pass
+
+
+def test_the_dev_split_is_a_second_held_out_set_of_new_photos(regenerated):
+    """Recipes are chosen on dev (bench/learning.py --dev), so it must be like test and share nothing with it."""
+    dev, test = rows(regenerated / "dev.jsonl"), rows(DEMO / "test.jsonl")
+    others = test + rows(DEMO / "train.jsonl") + rows(DEMO / "grpo.jsonl")
+    assert len(dev) == len(test)
+    assert sorted(r["city"] for r in dev) == sorted(r["city"] for r in test)
+    assert not {n for r in dev for n in images(r)} & {n for r in others for n in images(r)}
+    assert not {(r["lat"], r["lon"]) for r in dev} & {(r["lat"], r["lon"]) for r in others}
+    assert all((regenerated / "images" / n).is_file() for r in dev for n in images(r))
+    assert not (DEMO / "dev.jsonl").exists()  # generated for tuning, never shipped

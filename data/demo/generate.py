@@ -15,6 +15,10 @@ figure. The GRPO split (80 rows: a photo of every city and a four-view row of on
 photos the SFT warm start never sees, so GRPO learns from answers it has not memorised. Deterministic: running it
 again rewrites the same files, and each split draws from its own generator, so adding one changes no other.
 
+The dev split (`--dev`, generated, not shipped) is a second held-out set like the test split, drawn from its own
+generator: choose a recipe on it (`bench/learning.py --dev`), so the test split measures the recipe rather than
+the choice.
+
 The zoom variant (`--zoom`) is a demo where only a zoom tells the city. Its 448-pixel photos show the world region
 in the sky and nothing else of the place, except a small sign: three stripes of fine two-colour checks, whose
 colour axes (none, light-dark, red-green, yellow-blue) spell the region, neighbourhood and city. Every sign has
@@ -25,6 +29,7 @@ full resolution, where the checks are plain to see. Single-photo rows only; it i
 
     python data/demo/generate.py            # writes data/demo/{images,train.jsonl,test.jsonl,grpo.jsonl}
     python data/demo/generate.py --zoom     # writes output/demo-zoom/{images,train.jsonl,test.jsonl,grpo.jsonl}
+    python data/demo/generate.py --dev      # writes output/demo-dev/: the shipped splits and dev.jsonl
 """
 
 from __future__ import annotations
@@ -190,19 +195,23 @@ def label(rows: list[dict], centres: list[tuple[float, float]]) -> None:
 
 
 def generate(out: Path, train_per_city: int = 8, test_per_city: int = 3, four_view_every: int = 4,
-             zoom: bool = False) -> None:
+             zoom: bool = False, dev: bool = False) -> None:
     images_dir = out / "images"
     if images_dir.exists():
         shutil.rmtree(images_dir)
     images_dir.mkdir(parents=True)
-    splits: dict[str, list[dict]] = {"train": [], "test": [], "grpo": []}
+    splits: dict[str, list[dict]] = {"train": [], "test": [], "grpo": [], **({"dev": []} if dev else {})}
     centres: dict[str, list[tuple[float, float]]] = {name: [] for name in splits}
     for index, city in enumerate(CITIES):
         style = city_style(index)
         slug = city[0].lower().replace(" ", "_")
         (images_dir / slug).mkdir()
         grpo_count = 2 if index % 4 == 0 else 1  # 80 rows: 10 GRPO steps of 8 photos
-        for split, count, seed in (("train", train_per_city, 0), ("test", test_per_city, 1), ("grpo", grpo_count, 2)):
+        counts = (("train", train_per_city, 0), ("test", test_per_city, 1), ("grpo", grpo_count, 2),
+                  ("dev", test_per_city, 3))
+        for split, count, seed in counts:
+            if split not in splits:
+                continue
             rng = np.random.default_rng([index, seed])
             for k in range(count):
                 row_id = f"{slug}-{split}-{k}"
@@ -237,9 +246,12 @@ if __name__ == "__main__":
     parser.add_argument("--train_per_city", type=int, default=8)
     parser.add_argument("--test_per_city", type=int, default=3)
     parser.add_argument("--zoom", action="store_true", help="the zoom variant: only a small sign tells the city")
+    parser.add_argument("--dev", action="store_true",
+                        help="add the dev split (dev.jsonl), a second held-out set for choosing a recipe")
     args = parser.parse_args()
     here = Path(__file__).resolve().parent
-    out = Path(args.out) if args.out else (here.parent.parent / "output" / "demo-zoom" if args.zoom else here)
-    if args.zoom and out.resolve() == here:
-        parser.error(f"--zoom would replace the shipped demo in {here}: choose another --out")
-    generate(out, args.train_per_city, args.test_per_city, zoom=args.zoom)
+    variant = "demo-zoom" if args.zoom else "demo-dev" if args.dev else None
+    out = Path(args.out) if args.out else (here.parent.parent / "output" / variant if variant else here)
+    if variant and out.resolve() == here:
+        parser.error(f"--{variant[5:]} would change the shipped demo in {here}: choose another --out")
+    generate(out, args.train_per_city, args.test_per_city, zoom=args.zoom, dev=args.dev)
