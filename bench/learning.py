@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +45,7 @@ LEARNING_TARGETS = ("SFT parse >= 95%", "GRPO acc@25km > SFT", "GRPO GeoGuessr >
 
 
 def run_seed(seed: int, out: Path, *, dev: bool = False, reuse_warm_start: bool = False,
-             launcher_args: list[str] = ()) -> dict:
+             launcher_args: Sequence[str] = ()) -> dict:
     if reuse_warm_start:
         shutil.rmtree(out / "grpo", ignore_errors=True)
     else:
