@@ -22,6 +22,8 @@ for arg in "$@"; do
   esac
 done
 
+source "$REPO_HOME/run_scripts/disk_space.sh"
+
 PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
   || { echo "setup.sh: Python >= 3.10 is needed ($("$PY" --version 2>&1) found)" >&2; exit 1; }
@@ -34,19 +36,22 @@ export DS_BUILD_OPS=0 DS_SKIP_CUDA_CHECK=1
 export TORCH_EXTENSIONS_DIR="$REPO_HOME/.cache/torch_extensions"
 mkdir -p "$REPO_HOME/.cache"
 
-if [[ ! -x .venv/bin/python ]]; then
-  echo "[setup] creating .venv with $("$PY" --version)"
-  "$PY" -m venv .venv
-fi
 VPY="$REPO_HOME/.venv/bin/python"
-
 stamp_files=(requirements.txt pyproject.toml)
 [[ "$GPU" == 1 ]] && stamp_files+=(requirements-gpu.txt)
 [[ "$DEV" == 1 ]] && stamp_files+=(requirements-dev.txt)
 stamp="$(cat "${stamp_files[@]}" | sha256sum | cut -d' ' -f1)-gpu$GPU-dev$DEV"
-if [[ -f .venv/.geo-r-installed && "$(cat .venv/.geo-r-installed)" == "$stamp" ]]; then
+if [[ -x "$VPY" && -f .venv/.geo-r-installed && "$(cat .venv/.geo-r-installed)" == "$stamp" ]]; then
   echo "[setup] .venv is up to date with requirements (gpu extras: $GPU); nothing to install"
 else
+  # A new .venv: 6.5 GB measured for the CPU set with --dev (torch's CUDA build is most of it); the GPU set's 10 GiB
+  # is an estimate. Updating an existing one replaces a few packages.
+  if [[ -x "$VPY" ]]; then need_gib=2; elif [[ "$GPU" == 1 ]]; then need_gib=10; else need_gib=7; fi
+  require_free_space "$REPO_HOME" "$need_gib" "setup.sh (.venv)" || exit 1
+  if [[ ! -x "$VPY" ]]; then
+    echo "[setup] creating .venv with $("$PY" --version)"
+    "$PY" -m venv .venv
+  fi
   echo "[setup] installing requirements into .venv (gpu extras: $GPU)"
   if [[ "$GPU" == 1 ]]; then
     "$VPY" -m pip install -q -r <(grep -vE '^(torch|torchvision)==' requirements.txt) -r requirements-gpu.txt

@@ -10,6 +10,7 @@ set -euo pipefail
 REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_HOME"
 
+source "$REPO_HOME/run_scripts/disk_space.sh"
 SFT_VENV="${SFT_VENV:-$REPO_HOME/.venv-sft}"
 PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
@@ -22,6 +23,9 @@ if [[ -x "$SFT_VENV/bin/llamafactory-cli" && -f "$SFT_VENV/.geo-r-sft-installed"
   echo "[setup-sft] $SFT_VENV is up to date with requirements-sft.txt; nothing to install"
 else
   start=$SECONDS
+  mkdir -p "$(dirname "$SFT_VENV")"
+  require_free_space "$(dirname "$SFT_VENV")" "$([[ -x "$SFT_VENV/bin/python" ]] && echo 2 || echo 7)" \
+    "setup_sft_env.sh ($SFT_VENV)" || exit 1
   [[ -x "$SFT_VENV/bin/python" ]] || { echo "[setup-sft] creating $SFT_VENV with $("$PY" --version)"; "$PY" -m venv "$SFT_VENV"; }
   echo "[setup-sft] installing requirements-sft.txt into $SFT_VENV (LLaMA-Factory; a few minutes, several GB)"
   "$SFT_VENV/bin/python" -m pip install -q -r requirements-sft.txt
