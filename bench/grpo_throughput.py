@@ -126,6 +126,7 @@ def main() -> None:
 
     from trl import GRPOConfig
 
+    from open_r1 import compat
     from open_r1.data import load_rows
     from open_r1.data.dataset import rows_to_dataset, with_images
     from open_r1.modeling.loading import ensure_left_padding
@@ -181,8 +182,8 @@ def main() -> None:
     trainer = build_grpo_trainer(model, processor, rewards, grpo_args, train_dataset=dataset)
 
     timer = Timer()
-    timer.wrap(trainer, "_generate", "generation")
-    timer.wrap(trainer, "_calculate_rewards", "reward")
+    timer.wrap(trainer, compat.GENERATE, "generation")
+    timer.wrap(trainer, compat.CALCULATE_REWARDS, "reward")
     timer.wrap(trainer, "compute_loss", "loss (forward+backward)")  # backward is timed via training_step below
     timer.wrap(trainer, "training_step", "training_step")
     step_marks: list[float] = []

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def test_no_import_cycles_between_the_packages_parts(graphs):
     assert cycles(part_graph(internal, "open_r1")) == []
 
 
-@pytest.mark.parametrize("leaf", ["open_r1.answer", "open_r1.geo", "open_r1.schedules"])
+@pytest.mark.parametrize("leaf", ["open_r1.answer", "open_r1.geo", "open_r1.schedules", "open_r1.compat"])
 def test_leaves_import_nothing_else_of_geo_r(graphs, leaf):
     internal, _ = graphs
     for module in under(internal, leaf):
@@ -201,3 +202,141 @@ def test_layers_reach_nothing_above_them(graphs, layer, forbidden):
     for module in under(internal, layer):
         bad = sorted(m for m in reach(internal, module) for f in forbidden if m == f or m.startswith(f + "."))
         assert bad == [], f"{module} reaches {bad}"
+
+
+# --- upstream internals: reached through open_r1/compat.py alone -------------------------------------------
+
+UPSTREAM = ("transformers", "trl", "accelerate", "deepspeed", "peft")
+COMPAT = "open_r1.compat"
+# upstream submodules that are public API (documented for import from there); any other submodule's names are
+# reached through compat, and every package's top level is public
+PUBLIC_MODULES = {
+    "accelerate.utils": "accelerate's documented utilities (gather_object, broadcast_object_list, DistributedType)",
+    "transformers.integrations": "documented home of is_deepspeed_zero3_enabled",
+    "transformers.generation": "the generation package's exports (GenerationMode)",
+    "transformers.utils": "documented helpers (get_json_schema for tools, logging)",
+}
+# compat's internals whose names are ordinary words used on geo-r's own objects too (args.seed, a generator),
+# so their use cannot be told apart from the source; compat.reseed_repeat_sampler is their one user
+GENERIC_NAMES = {"seed", "generator"}
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def own_names(cls: ast.ClassDef) -> set[str]:
+    """Names a class defines itself: its methods and class attributes, and every `self.<name> = ...` in it."""
+    names: set[str] = set()
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    for node in ast.walk(cls):
+        if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+                and isinstance(node.value, ast.Name) and node.value.id == "self"):
+            names.add(node.attr)
+    return names
+
+
+def upstream_touches(tree: ast.AST, internal_names: set[str]) -> list[str]:
+    """What a module (not compat.py) does that only compat.py may do, as `line: what`:
+    - import an underscore name, or from an underscore module, of an upstream package;
+    - import from an upstream submodule that is not in PUBLIC_MODULES (the top level is public);
+    - read or write `x._name` (one leading underscore) unless x is `self`/`cls` in a class that defines `_name`
+      itself, or a module the file imports that is not upstream (`hashlib._Hash`), or name such an attribute in a
+      string to getattr/setattr/hasattr/delattr;
+    - read or write an attribute named like one of compat's INTERNALS (bar GENERIC_NAMES)."""
+    found: list[str] = []
+    other_modules = {(a.asname or a.name).split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for a in node.names if a.name.split(".")[0] not in UPSTREAM}
+
+    def visit(node: ast.AST, classes: tuple[set[str], ...]) -> None:
+        if isinstance(node, ast.ClassDef):
+            classes = (*classes, own_names(node))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for module in modules:
+                if node_level(node) or module.split(".")[0] not in UPSTREAM:
+                    continue
+                names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+                if any(is_private(part) for part in module.split(".")) or any(is_private(n) for n in names):
+                    found.append(f"{node.lineno}: imports a private name of {module}")
+                elif "." in module and module not in PUBLIC_MODULES and isinstance(node, ast.ImportFrom):
+                    found.append(f"{node.lineno}: imports {names} from {module}, which is not public API")
+        elif isinstance(node, ast.Attribute):
+            if is_private(node.attr):
+                base = node.value.id if isinstance(node.value, ast.Name) else None
+                on_own = base in ("self", "cls") and bool(classes) and node.attr in classes[-1]
+                if not on_own and base not in other_modules:
+                    found.append(f"{node.lineno}: .{node.attr}")
+            elif node.attr in internal_names:
+                found.append(f"{node.lineno}: .{node.attr} (an upstream internal)")
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "setattr", "hasattr", "delattr")
+              and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+              and isinstance(node.args[1].value, str) and is_private(node.args[1].value)):
+            found.append(f"{node.lineno}: {node.func.id}(..., {node.args[1].value!r})")
+        for child in ast.iter_child_nodes(node):
+            visit(child, classes)
+
+    visit(tree, ())
+    return found
+
+
+def node_level(node: ast.AST) -> int:
+    return getattr(node, "level", 0) or 0
+
+
+def compat_internal_names() -> set[str]:
+    """The attribute names of compat's INTERNALS (compat imports no upstream package at import time)."""
+    from open_r1.compat import INTERNALS
+
+    return {internal.name for internal in INTERNALS} - GENERIC_NAMES
+
+
+def test_upstream_internals_are_reached_through_compat_alone():
+    names = compat_internal_names()
+    assert {"_calculate_rewards", "rope_deltas", "create_model_from_path"} <= names
+    problems = []
+    for path in sorted((SRC / "open_r1").rglob("*.py")):
+        if module_name(path, SRC) == COMPAT:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        problems += [f"{path.relative_to(SRC)}:{what}" for what in upstream_touches(tree, names)]
+    assert problems == [], "upstream internals outside open_r1/compat.py (add a function there):\n" + "\n".join(problems)
+
+
+def test_the_compat_rule_catches_each_kind_of_touch():
+    source = textwrap.dedent('''
+        from trl.trainer.utils import create_model_from_path
+        from transformers.integrations.deepspeed import _hf_deepspeed_config_weak_ref
+        from transformers import PreTrainedModel
+        from transformers.integrations import is_deepspeed_zero3_enabled
+        import hashlib, transformers
+
+        class Mine:
+            def __init__(self):
+                self._cache = {}
+
+            def read(self, trainer, model):
+                self._cache.clear(), hashlib._Hash, transformers._internal
+                model.model.rope_deltas = None
+                setattr(trainer, "_calculate_rewards", None)
+                return self._metrics, trainer._metrics
+
+        def wrapped(self):
+            return self._log_metric
+    ''')
+    found = upstream_touches(ast.parse(source), {"rope_deltas"})
+    assert found == [
+        "2: imports ['create_model_from_path'] from trl.trainer.utils, which is not public API",
+        "3: imports a private name of transformers.integrations.deepspeed",
+        "13: ._internal",
+        "14: .rope_deltas (an upstream internal)",
+        "15: setattr(..., '_calculate_rewards')",
+        "16: ._metrics",
+        "16: ._metrics",
+        "19: ._log_metric",
+    ]

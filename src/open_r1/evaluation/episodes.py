@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from transformers import GenerationConfig, PreTrainedModel, ProcessorMixin
-from trl.chat_template_utils import parse_response
 
 from open_r1.answer.episode import read_episode
+from open_r1.compat import parse_response
 from open_r1.evaluation.generation import Conversation, Sampling
 from open_r1.modeling.chat_template import enable_tool_calls
 from open_r1.tools import ToolSet

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 from transformers import GenerationConfig, PreTrainedModel, ProcessorMixin
-from trl.data_utils import prepare_multimodal_messages
+from trl import prepare_multimodal_messages
 
 from open_r1.answer import build_question
 from open_r1.data.dataset import prompt_messages

@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import ModelConfig
 
+from open_r1.compat import find_adapter_config_file
 from open_r1.modeling.checkpoints import WEIGHT_FILES
 from open_r1.modeling.loading import load_model, load_processor
 
@@ -52,8 +53,6 @@ def _adapter_config(model: str, revision: str) -> dict | None:
         if not path.is_file():
             return None
     else:
-        from transformers.utils import find_adapter_config_file
-
         found = find_adapter_config_file(model, revision=revision)
         if found is None:
             return None

@@ -139,7 +139,7 @@ RESPONSE_TEMPLATE = {
 def enable_tool_calls(processor: Any) -> Any:
     """Give a Qwen2.5-VL processor (and its tokenizer) the tool-call chat template and the response parser, and
     return it. A processor whose template already renders tool calls keeps its own template."""
-    from trl.chat_template_utils import supports_tool_calling
+    from trl import supports_tool_calling
 
     tokenizer = getattr(processor, "tokenizer", processor)
     if not supports_tool_calling(processor):

@@ -27,7 +27,8 @@ from transformers import (
 )
 from transformers.integrations import is_deepspeed_zero3_enabled
 from trl import ModelConfig, get_quantization_config
-from trl.trainer.utils import create_model_from_path
+
+from open_r1.compat import create_model_from_path, is_image_text_to_text_config
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def load_model(
             kwargs["device_map"] = None  # as TRL: one whole model (DDP) or shard (ZeRO-3) per process, never "auto"
     path = model_args.model_name_or_path
     config = AutoConfig.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust_remote_code)
-    if type(config) in AutoModelForImageTextToText._model_mapping:
+    if is_image_text_to_text_config(config):
         model = create_model_from_path(path, architecture=AutoModelForImageTextToText, **kwargs)
     else:
         model = create_model_from_path(path, **kwargs)

@@ -8,7 +8,7 @@ the `generate` of every Qwen2-VL / Qwen2.5-VL model inside `model` so that, when
 - identical prompts are found exactly (token, mask and mm_token_type_ids rows equal, then the same image grids
   and every pixel value equal);
 - the model runs on the distinct prompts, all but their last token, filling a `DynamicCache`; the 3D rotary
-  positions and `rope_deltas` come from the model's own `_prepare_position_ids_for_generation`, as in `generate`;
+  positions and `rope_deltas` come from the model's own position code, as in `generate` (through `compat`);
 - the cache, the positions and `rope_deltas` are gathered back to the whole batch in its order, and transformers'
   own `generate` continues from that cache with the whole batch: it runs the last prompt token of every row (the
   logits of the first new token), then samples each row on its own, as without the wrapper.
@@ -33,8 +33,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache, GenerationConfig
-from transformers.generation.configuration_utils import GenerationMode
+from transformers.generation import GenerationMode
 
+from open_r1 import compat
 from open_r1.modeling.method_wrap import wrap_method
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def _supported(model: nn.Module, args: tuple, generation_config: GenerationConfi
     if args:
         return "positional arguments"
     # the config `generate` will use: the caller's, the model's defaults under it, the kwargs over it
-    config, rest = model._prepare_generation_config(generation_config, **kwargs)
+    config, rest = compat.prepare_generation_config(model, generation_config, **kwargs)
     unknown = set(rest) - set(MODEL_INPUTS) - set(PASS_THROUGH)
     if unknown:
         return f"arguments {sorted(unknown)}"
@@ -124,8 +125,7 @@ def _image_rows(model: nn.Module, ids: torch.Tensor, grid: torch.Tensor | None) 
     """Every row's images, as indices into image_grid_thw (None when the counts do not add up)."""
     if grid is None:
         return [[] for _ in range(ids.shape[0])]
-    image_nums, _ = model._get_image_nums_and_video_nums(ids)
-    counts = image_nums.tolist()
+    counts = compat.image_counts(model, ids).tolist()
     if sum(counts) != grid.shape[0]:
         return None
     rows, start = [], 0
@@ -212,7 +212,7 @@ def _prefill_and_generate(self: nn.Module, plain, plan: _Plan, generation_config
             distinct["image_grid_thw"] = grid.index_select(0, torch.tensor(images, device=grid.device))
     # the 3D positions of the distinct prompts as `generate` computes them (it also sets model.rope_deltas)
     position_kwargs = {k: v for k, v in distinct.items() if k != "input_ids"}
-    positions = self._prepare_position_ids_for_generation(distinct["input_ids"], position_kwargs)
+    positions = compat.generation_position_ids(self, distinct["input_ids"], position_kwargs)
     cache = DynamicCache(config=self.config.get_text_config(decoder=True))
     inputs = {"input_ids": distinct["input_ids"][:, :-1], "attention_mask": distinct["attention_mask"][:, :-1],
               "position_ids": positions[..., :-1], "past_key_values": cache, "use_cache": True}
@@ -226,8 +226,7 @@ def _prefill_and_generate(self: nn.Module, plain, plan: _Plan, generation_config
         raise RuntimeError(f"shared prefill: the cache holds {cache.get_seq_length()} positions for "
                            f"{ids.shape[1] - 1} prompt tokens; run with --shared_prefill false")
     cache.batch_select_indices(owner)
-    if getattr(self.model, "rope_deltas", None) is not None:
-        self.model.rope_deltas = self.model.rope_deltas.index_select(0, owner.to(self.model.rope_deltas.device))
+    compat.select_rope_deltas(self, owner)
     rest = {k: v for k, v in kwargs.items() if k not in VISUAL_INPUTS}
     rest["position_ids"] = positions.index_select(1, owner.to(positions.device))
     return plain(generation_config=generation_config, past_key_values=cache, **rest)

@@ -16,6 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from open_r1.compat import reseed_repeat_sampler
 from open_r1.rewards.registry import RewardFaultError
 
 logger = logging.getLogger(__name__)
@@ -210,24 +211,7 @@ class EpochSeedCallback(TrainerCallback):
     """
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
-        sampler = _seeded_sampler(train_dataloader)
-        if sampler is not None:
-            epoch = math.floor((state.epoch or 0) + 1e-6)
-            sampler.generator.manual_seed(sampler.seed + epoch)
-
-
-def _seeded_sampler(loader):
-    """The sampler with a `seed` and its own torch `generator` somewhere under a (prepared) data loader."""
-    todo, seen = [loader], set()
-    while todo:
-        obj = todo.pop()
-        if obj is None or id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if getattr(obj, "seed", None) is not None and hasattr(getattr(obj, "generator", None), "manual_seed"):
-            return obj
-        todo.extend(getattr(obj, name, None) for name in ("batch_sampler", "sampler", "base_dataloader"))
-    return None
+        reseed_repeat_sampler(train_dataloader, math.floor((state.epoch or 0) + 1e-6))
 
 
 def preempted(trainer) -> bool:

@@ -10,10 +10,10 @@ group's spread with a tolerance relative to its rewards, on the same weighted su
 
 from __future__ import annotations
 
-import types
-
 import torch
 from trl import GRPOTrainer
+
+from open_r1 import compat
 
 FLAT_METRIC = "frac_reward_flat_groups"
 _MARKER = "_open_r1_reward_spread"
@@ -37,19 +37,13 @@ def flat_group_share(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_
 
 
 def track_reward_spread(trainer: GRPOTrainer) -> None:
-    """Log `frac_reward_flat_groups` at every step of `trainer` (wraps its reward computation, which returns
-    every process's rewards gathered, in group order)."""
-    if _MARKER in trainer.__dict__:
-        return
-    calculate = trainer._calculate_rewards
-    trainer.__dict__[_MARKER] = calculate
+    """Log `frac_reward_flat_groups` at every step of `trainer` (from its reward computation, which returns every
+    process's rewards gathered, in group order)."""
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = calculate(inputs, prompts, completions, completion_ids_list)
-        mode = "train" if self.model.training else "eval"
-        generations = self.num_generations if mode == "train" else self.num_generations_eval
-        share = flat_group_share(rewards_per_func, self.reward_weights, generations or 1)
-        self._metrics[mode][FLAT_METRIC].append(share)
-        return rewards_per_func
+    def observe(rewards_per_func: torch.Tensor) -> None:
+        mode = "train" if trainer.model.training else "eval"
+        generations = trainer.num_generations if mode == "train" else trainer.num_generations_eval
+        share = flat_group_share(rewards_per_func, trainer.reward_weights, generations or 1)
+        compat.trainer_metrics(trainer)[mode][FLAT_METRIC].append(share)
 
-    trainer._calculate_rewards = types.MethodType(_calculate_rewards, trainer)
+    compat.observe_rewards(trainer, observe, _MARKER)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
+from open_r1.compat import log_metric
 from open_r1.schedules import WeightSchedule, training_progress
 
 logger = logging.getLogger(__name__)
@@ -48,4 +49,4 @@ class RewardWeightScheduleCallback(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         for name, value in self.apply(state).items():
-            self.trainer._log_metric(f"reward_weights/{name}", value)
+            log_metric(self.trainer, f"reward_weights/{name}", value)

@@ -12,8 +12,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,6 +20,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
+from open_r1.compat import vision_language_collator, without_zero3
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
 from open_r1.data.rows import Row
@@ -119,10 +119,7 @@ def build_sft_trainer(
         args.remove_unused_columns = False
     collator = None
     if "episode" in train_dataset.column_names:
-        from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
-
-        collator = AssistantTurnsOnly(DataCollatorForVisionLanguageModeling(processor, max_length=args.max_length),
-                                      processor.tokenizer)
+        collator = AssistantTurnsOnly(vision_language_collator(processor, args.max_length), processor.tokenizer)
     resolve_reporting(args)
     return SFTTrainer(
         data_collator=collator,
@@ -133,19 +130,6 @@ def build_sft_trainer(
         processing_class=ensure_left_padding(processor),
         peft_config=peft_config,
     )
-
-
-@contextmanager
-def _without_zero3() -> Iterator[None]:
-    """Let `from_pretrained` load plain, unpartitioned weights while a ZeRO-3 run is configured."""
-    from transformers.integrations import deepspeed as hf_deepspeed
-
-    saved = hf_deepspeed._hf_deepspeed_config_weak_ref
-    hf_deepspeed.unset_hf_deepspeed_config()
-    try:
-        yield
-    finally:
-        hf_deepspeed._hf_deepspeed_config_weak_ref = saved
 
 
 def save_for_grpo(trainer: SFTTrainer, processor: ProcessorMixin, model_args: ModelConfig, args: SFTConfig) -> None:
@@ -163,7 +147,7 @@ def save_for_grpo(trainer: SFTTrainer, processor: ProcessorMixin, model_args: Mo
         if trainer.accelerator.is_main_process:
             # the base in full precision even after QLoRA: an adapter merged into k-bit weights loses precision
             full = dataclasses.replace(model_args, load_in_4bit=False, load_in_8bit=False)
-            with _without_zero3():  # one process loads whole weights; ZeRO-3 would wait for the other ranks
+            with without_zero3():  # one process loads whole weights; ZeRO-3 would wait for the other ranks
                 base = load_model(full, args)
             merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
             merged.save_pretrained(output_dir)
@@ -187,7 +171,7 @@ def greedy_completions(
 ) -> list[str]:
     """Greedy completions for rows behind GRPO's prompts: how a warm start is judged (does it write the
     format the rewards parse?) before any reward is involved."""
-    from trl.data_utils import prepare_multimodal_messages
+    from trl import prepare_multimodal_messages
 
     ensure_left_padding(processor)
     was_training = model.training
