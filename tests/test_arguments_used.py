@@ -161,8 +161,42 @@ def test_the_check_finds_an_unread_flag(monkeypatch):
     assert unread_fields("open_r1.data.to_llamafactory") == ["Export.never_read_anywhere"]
 
 
-def test_eval_refuses_streaming():
-    from open_r1.configs import EvalArguments
+@pytest.mark.parametrize("entry, flag", [
+    ("open_r1.eval_geo", ["--streaming", "true"]),
+    ("open_r1.sft", ["--streaming", "true"]),
+    ("open_r1.difficulty", ["--val_split_ratio", "0.1"]),
+    ("open_r1.data.to_llamafactory", ["--tools", "zoom"]),
+    ("open_r1.predict", ["--data_file_paths", "a.jsonl"]),
+])
+def test_flags_an_entry_does_not_run_with_are_not_its_flags(entry, flag):
+    """GRPO alone streams; difficulty scores every row; the LLaMA-Factory export without tools takes no --tools
+    (open_r1.tools.export does): each entry's parser refuses what it would refuse at run time."""
+    with pytest.raises(ValueError, match="not used by the HfArgumentParser"):
+        cpu = ["--use_cpu", "true", "--bf16", "false"] if entry == "open_r1.sft" else []
+        TrlParser(parser_dataclasses(entry)).parse_args_and_config(args=[*REQUIRED.get(entry, []), *cpu, *flag])
+    assert not any(f.name == flag[0][2:] for cls in parser_dataclasses(entry) for f in dataclasses.fields(cls))
 
-    with pytest.raises(ValueError, match="--streaming is a GRPO training option"):
-        EvalArguments(streaming=True)
+
+def test_no_field_is_declared_twice():
+    """Each argument is declared in one dataclass of configs.py (per-entry defaults come from `with_defaults`)."""
+    tree = ast.parse(module_path(f"{PACKAGE}.configs").read_text(encoding="utf-8"))
+    declared: dict[str, list[str]] = {}
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for node in cls.body:
+            if isinstance(node, ast.AnnAssign) and "ClassVar" not in ast.unparse(node.annotation):
+                declared.setdefault(node.target.id, []).append(cls.name)
+    assert {name: classes for name, classes in declared.items() if len(classes) > 1} == {}
+    assert "data_file_paths" in declared and "streaming" in declared
+
+
+def test_an_entry_default_is_the_declared_field_with_another_default():
+    from open_r1.configs import DataArguments, DifficultyArguments, EvalArguments, PredictArguments
+
+    fields = {cls: {f.name: f for f in dataclasses.fields(cls)} for cls in (DataArguments, EvalArguments)}
+    assert fields[EvalArguments]["data_file_paths"].default == "data/demo/test.jsonl"
+    assert fields[DataArguments]["data_file_paths"].default == "data/demo/train.jsonl"
+    assert fields[EvalArguments]["data_file_paths"].metadata == fields[DataArguments]["data_file_paths"].metadata
+    assert (EvalArguments(), PredictArguments(images=["a.jpg"])) and EvalArguments().max_pixels is None
+    difficulty = DifficultyArguments(out="o.jsonl")
+    assert (difficulty.output_dir, difficulty.num_guesses, difficulty.plots) == ("output/difficulty", 4, False)
+    assert EvalArguments().plots and DataArguments().max_pixels == 401408

@@ -73,6 +73,16 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("transformers.convert_slow_tokenizer", "TikTokenConverter", "callable",
              "tiny model: the real Qwen2 vocabulary from its tiktoken file (not exported at the top level)",
              ("vocab_file", "pattern")),
+    Internal("transformers.models.qwen2_vl.image_processing_qwen2_vl", "smart_resize", "callable",
+             "memory plan: the image size Qwen2-VL's processor resizes a photo to (its tokens)",
+             ("height", "width", "factor", "min_pixels", "max_pixels")),
+    Internal("deepspeed.runtime.zero.stage3", "estimate_zero3_model_states_mem_needs", "callable",
+             "memory plan: DeepSpeed's own ZeRO-3 model-state estimate, beside geo-r's",
+             ("total_params", "largest_layer_params", "num_gpus_per_node", "num_nodes", "cpu_offload",
+              "cpu_offload_params", "zero_init", "additional_buffer_factor")),
+    Internal("deepspeed.runtime.zero.stage_1_and_2", "estimate_zero2_model_states_mem_needs", "callable",
+             "memory plan: DeepSpeed's own ZeRO-2 model-state estimate, beside geo-r's",
+             ("total_params", "num_gpus_per_node", "num_nodes", "cpu_offload", "additional_buffer_factor")),
     Internal("trl.trainer.utils", "create_model_from_path", "callable",
              "loading: TRL's own model loading (dtype, device map, ZeRO-3), not exported by trl", ("model_id",
                                                                                                   "architecture")),
@@ -148,6 +158,27 @@ def find_adapter_config_file(model_id: str, revision: str | None = None) -> str 
     from transformers.utils import find_adapter_config_file as find
 
     return find(model_id, revision=revision)
+
+
+def smart_resize(height: int, width: int, **kwargs: Any) -> tuple[int, int]:
+    """(height, width) that Qwen2-VL's image processor resizes an image to (`factor`, `min_pixels`, `max_pixels`)."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as resize
+
+    return resize(height, width, **kwargs)
+
+
+def estimate_zero3_model_states_mem_needs(*args: Any, **kwargs: Any) -> tuple:
+    """DeepSpeed's ZeRO-3 estimate of model-state bytes: (CPU, GPU, largest layer)."""
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs as estimate
+
+    return estimate(*args, **kwargs)
+
+
+def estimate_zero2_model_states_mem_needs(*args: Any, **kwargs: Any) -> tuple:
+    """DeepSpeed's ZeRO-2 estimate of model-state bytes: (CPU, GPU)."""
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs as estimate
+
+    return estimate(*args, **kwargs)
 
 
 def tiktoken_tokenizer(vocab_file: str, pattern: str) -> Any:

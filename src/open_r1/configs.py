@@ -1,22 +1,32 @@
 """Every argument dataclass of the entry scripts, in one home; `TrlParser` parses them next to TRL's own configs.
+One dataclass per concern, each field declared once; an entry's class combines the concerns it runs with, so a
+flag it does not support is refused by its parser (`--streaming` is GRPO's alone).
 
-    grpo_jsonl.py  GRPOScriptArguments (DataArguments + RewardArguments), GRPOConfig, ModelConfig
-    sft.py         SFTScriptArguments (DataArguments), SFTConfig, ModelConfig
+    grpo_jsonl.py  GRPOScriptArguments, GRPOConfig, ModelConfig
+    sft.py         SFTScriptArguments, SFTConfig, ModelConfig
     eval_geo.py    EvalArguments, ModelArguments, SamplingArguments
-    difficulty.py  DifficultyArguments (EvalArguments), ModelArguments, SamplingArguments
+    difficulty.py  DifficultyArguments, ModelArguments, SamplingArguments
     predict.py     PredictArguments, ModelArguments, SamplingArguments
-    data/to_llamafactory.py  ExportArguments
+    data/to_llamafactory.py  ExportArguments;  tools/export.py  ToolExportArguments
 
-A low layer: it imports only the answer format and the schedules, so reading a config never imports
-rewards, training or evaluation code. The names a choice can take live here too (`SFT_TARGETS`,
-`BENCHMARKS`) and the modules that implement them import them from here.
+Where an entry's natural default differs (evaluation reads the test split; inference takes the model's own pixel
+bounds), `with_defaults` gives it the same fields with other defaults. Every `__post_init__` checks its own
+fields and calls `super().__post_init__()`, so a combined class runs each concern's checks once; a bad value
+raises `ArgumentError`, which an entry point prints as one `error:` line.
+
+A low layer: it imports only the answer format, the schedules and the errors, so reading a config never imports
+rewards, training or evaluation code. The names a choice can take live here too (`SFT_TARGETS`, `BENCHMARKS`)
+and the modules that implement them import them from here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 from open_r1.answer.format import DEFAULT_GEO_QUESTION
+from open_r1.errors import ArgumentError
 from open_r1.schedules import SCHEDULES, parse_weight_schedules
 
 SFT_TARGETS = ("chain_of_region", "answer")  # rule-based Chain-of-Region targets, or the rows' own gpt answers
@@ -26,37 +36,43 @@ TOP5_LEVELS = ("region", "country", "city")  # what a correct guess must name fo
 REWARD_ERRORS = ("skip", "raise")  # a reward that fails on a completion: no value for it (counted), or stop
 BALANCE_BY = ("country", "region", "geocell")  # the groups --balance_by draws evenly (with --balance_alpha)
 SAMPLE_BY = ("difficulty",)  # row fields --sample_by draws rows in proportion to
+TRAIN_FILE, TEST_FILE = "data/demo/train.jsonl", "data/demo/test.jsonl"
+TRAINING_PIXELS = (3136, 401408)  # the image area bounds (min, max) of training and its recipes' default
+
+A = TypeVar("A")
+
+
+class Arguments:
+    """The end of the cooperative `__post_init__` chain of every argument dataclass."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+def with_defaults(cls: type[A], doc: str, **defaults: Any) -> type[A]:
+    """A subclass of the dataclass `cls` whose fields named in `defaults` start at other values; type and help stay
+    those `cls` declares."""
+    declared = {f.name: f for f in dataclasses.fields(cls)}
+    namespace: dict[str, Any] = {"__doc__": doc, "__module__": __name__, "__annotations__": {}}
+    for name, value in defaults.items():
+        namespace["__annotations__"][name] = declared[name].type
+        namespace[name] = field(default=value, metadata=declared[name].metadata)
+    return dataclass(type(f"{cls.__name__}With{len(defaults)}Defaults", (cls,), namespace))
 
 
 @dataclass
-class DataArguments:
-    """Where the rows and images are, and how prompts and images are shaped."""
+class RowFiles(Arguments):
+    """Where the rows and their images are, and how many to read."""
 
     data_file_paths: str = field(
-        default="data/demo/train.jsonl",
+        default=TRAIN_FILE,
         metadata={"help": "jsonl files, separated by ':' (a.jsonl:b.jsonl)"},
     )
     image_folders: str = field(
         default="data/demo/images",
         metadata={"help": "image folders paired by position with --data_file_paths, separated by ':'"},
     )
-    question_template: str | None = field(
-        default=None,
-        metadata={
-            "help": "text of the user turn; '{question}' is replaced by the row's question. Default: the geo "
-            "template (region-level reasoning, then coordinates) for rows with coordinates, a generic "
-            "think/answer template otherwise"
-        },
-    )
-    min_pixels: int = field(default=3136, metadata={"help": "smallest image area given to the vision tower"})
-    max_pixels: int = field(default=401408, metadata={"help": "largest image area given to the vision tower"})
-    val_split_ratio: float = field(default=0.0, metadata={"help": "share of rows held out for evaluation"})
-    max_rows: int | None = field(default=None, metadata={"help": "read at most this many rows (debugging)"})
-    streaming: bool = field(
-        default=False,
-        metadata={"help": "read rows lazily with a shuffle buffer (millions of rows, WebDataset shards); needs "
-                  "--max_steps"},
-    )
+    max_rows: int | None = field(default=None, metadata={"help": "read at most this many rows"})
     allow_absolute_image_paths: bool = field(
         default=False,
         metadata={"help": "accept absolute image paths in the rows; by default every image path is relative to its "
@@ -65,7 +81,58 @@ class DataArguments:
 
 
 @dataclass
-class RewardArguments:
+class PromptArguments(Arguments):
+    """The text of the user turn."""
+
+    question_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "text of the user turn; '{question}' is replaced by the row's question. Default: the geo "
+            "template (region-level reasoning, then coordinates) for rows with coordinates, a generic "
+            "think/answer template otherwise. Give evaluation the one the model was trained with"
+        },
+    )
+
+
+@dataclass
+class PixelBounds(Arguments):
+    """The image area given to the vision tower."""
+
+    min_pixels: int | None = field(
+        default=TRAINING_PIXELS[0],
+        metadata={"help": "smallest image area given to the vision tower (evaluation and prediction: default the "
+                  "model's own)"},
+    )
+    max_pixels: int | None = field(
+        default=TRAINING_PIXELS[1],
+        metadata={"help": "largest image area given to the vision tower (evaluation and prediction: default the "
+                  "model's own, which a geo-r checkpoint saved from its training settings)"},
+    )
+
+
+ModelPixelBounds = with_defaults(
+    PixelBounds, "Image size bounds; unset, they are the model's own (a geo-r checkpoint saves its training "
+    "settings).", min_pixels=None, max_pixels=None)
+
+
+@dataclass
+class HeldOutSplit(Arguments):
+    """The rows a training run holds out for evaluation."""
+
+    val_split_ratio: float = field(
+        default=0.0,
+        metadata={"help": "share of rows held out for evaluation; in open_r1.eval_geo, evaluate only on the rows a "
+                  "training run with this --val_split_ratio and --seed held out of these files"},
+    )
+
+
+@dataclass
+class DataArguments(RowFiles, PromptArguments, PixelBounds, HeldOutSplit):
+    """Where a training run's rows and images are, and how prompts and images are shaped."""
+
+
+@dataclass
+class RewardArguments(Arguments):
     """Which rewards to train with and how they are set."""
 
     reward_funcs: list[str] = field(
@@ -135,28 +202,29 @@ class RewardArguments:
             self.reward_weight_schedules = self.reward_weight_schedules.split()
         for schedule in parse_weight_schedules(self.reward_weight_schedules):
             if schedule.name not in self.reward_funcs:
-                raise ValueError(f"--reward_weight_schedules names {schedule.name!r}, which is not in --reward_funcs "
+                raise ArgumentError(f"--reward_weight_schedules names {schedule.name!r}, which is not in --reward_funcs "
                                  f"{self.reward_funcs}")
         if self.tau_schedule not in SCHEDULES:
-            raise ValueError(f"tau_schedule must be one of {SCHEDULES}, got {self.tau_schedule!r}")
+            raise ArgumentError(f"tau_schedule must be one of {SCHEDULES}, got {self.tau_schedule!r}")
         if not (self.tau_start > 0 and self.tau_end > 0):
-            raise ValueError(f"tau_start and tau_end must be positive km, got {self.tau_start} and {self.tau_end}")
+            raise ArgumentError(f"tau_start and tau_end must be positive km, got {self.tau_start} and {self.tau_end}")
         if min(self.country_weight, self.region_weight, self.city_weight) < 0:
-            raise ValueError("hierarchy weights must not be negative")
+            raise ArgumentError("hierarchy weights must not be negative")
         if not self.km_thresholds or min(self.km_thresholds) <= 0:
-            raise ValueError(f"km_thresholds must be positive distances in km, got {self.km_thresholds}")
+            raise ArgumentError(f"km_thresholds must be positive distances in km, got {self.km_thresholds}")
         if not 1 <= self.geohash_precision <= 12:
-            raise ValueError(f"geohash_precision must be in 1..12, got {self.geohash_precision}")
+            raise ArgumentError(f"geohash_precision must be in 1..12, got {self.geohash_precision}")
         if self.tool_call_penalty < 0 or self.max_tool_calls < 0:
-            raise ValueError("tool_call_penalty and max_tool_calls must not be negative")
+            raise ArgumentError("tool_call_penalty and max_tool_calls must not be negative")
         if self.reward_errors not in REWARD_ERRORS:
-            raise ValueError(f"reward_errors must be one of {REWARD_ERRORS}, got {self.reward_errors!r}")
+            raise ArgumentError(f"reward_errors must be one of {REWARD_ERRORS}, got {self.reward_errors!r}")
         if self.reward_max_failing_steps < 0:
-            raise ValueError(f"reward_max_failing_steps must be >= 0, got {self.reward_max_failing_steps}")
+            raise ArgumentError(f"reward_max_failing_steps must be >= 0, got {self.reward_max_failing_steps}")
+        super().__post_init__()
 
 
 @dataclass
-class RowSamplingArguments:
+class RowSamplingArguments(Arguments):
     """How often each training row is drawn (see `open_r1.data.sampling`)."""
 
     balance_by: str | None = field(
@@ -178,30 +246,65 @@ class RowSamplingArguments:
 
 
 @dataclass
-class ToolArguments:
+class ToolArguments(Arguments):
     """Which tools the model may call in an episode (none by default)."""
 
     tools: list[str] = field(
         default_factory=list,
         metadata={"help": "tools the model may call: zoom (a full-resolution crop of the photo), lookup (a place's "
-                  "coordinates from the offline GeoNames table), or those of --tool_module; none by default"},
+                  "coordinates from the offline GeoNames table), or those of --tool_module; none by default. SFT "
+                  "targets call them where a row allows (zoom on its clue_box, lookup of its city)"},
     )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tools, str):
+            self.tools = self.tools.split()
+        super().__post_init__()
+
+
+@dataclass
+class ToolModuleArguments(Arguments):
+    """Tools of the user's own."""
+
     tool_module: str | None = field(
         default=None,
         metadata={"help": "a .py file whose public, typed and docstringed functions become tools under their names, "
                   "for use in --tools"},
     )
 
-    def __post_init__(self) -> None:
-        if isinstance(self.tools, str):
-            self.tools = self.tools.split()
+
+@dataclass
+class VisionTowerArguments(Arguments):
+    """Whether training moves the vision tower."""
+
+    freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
 
 
 @dataclass
-class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments, ToolArguments):
+class SFTTargetArguments(Arguments):
+    """The assistant turns a supervised run trains on."""
+
+    targets: str = field(
+        default="chain_of_region",
+        metadata={
+            "help": "assistant turns to train on: 'chain_of_region' (rule-based region chain + answer built from "
+            "the row's labels; with --tools, episodes that zoom on a row's clue_box and look up the city) or "
+            "'answer' (the rows' own gpt answers)",
+            "choices": list(SFT_TARGETS),
+        },
+    )
+
+
+@dataclass
+class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments, ToolArguments, ToolModuleArguments,
+                          VisionTowerArguments):
     """Arguments of `grpo_jsonl.py` beyond TRL's `GRPOConfig` and `ModelConfig`."""
 
-    freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "read rows lazily with a shuffle buffer (millions of rows, WebDataset shards); needs "
+                  "--max_steps"},
+    )
     dedupe_images: bool = field(
         default=True,
         metadata={"help": "encode each distinct image of a batch once (GRPO repeats every prompt num_generations "
@@ -215,60 +318,38 @@ class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments, 
                   "prefill every copy (vLLM generation does its own prefix caching)"},
     )
 
-    def __post_init__(self) -> None:
-        RewardArguments.__post_init__(self)
-        ToolArguments.__post_init__(self)
-
 
 @dataclass
-class SFTScriptArguments(DataArguments, ToolArguments):
+class SFTScriptArguments(DataArguments, ToolArguments, ToolModuleArguments, SFTTargetArguments, VisionTowerArguments):
     """Arguments of `sft.py` beyond TRL's `SFTConfig` and `ModelConfig`."""
 
-    targets: str = field(
-        default="chain_of_region",
-        metadata={
-            "help": "assistant turns to train on: 'chain_of_region' (rule-based region chain + answer built from "
-            "the row's labels; with --tools, episodes that zoom on a row's clue_box and look up the city) or "
-            "'answer' (the rows' own gpt answers)",
-            "choices": list(SFT_TARGETS),
-        },
+
+@dataclass
+class OutputPath(Arguments):
+    """Where a data tool writes its result (required)."""
+
+    out: str = field(
+        kw_only=True,
+        metadata={"help": "where the result goes: the LLaMA-Factory export's folder (its dataset file and "
+                  "dataset_info.json); difficulty's jsonl file of the input rows with difficulty, pass_rate, "
+                  "mean_geoguessr and agreement (those the filters keep)"},
     )
-    freeze_vision_modules: bool = field(default=False, metadata={"help": "do not train the vision tower"})
 
 
 @dataclass
-class ExportArguments:
-    """What to export and where."""
+class ExportArguments(RowFiles, PromptArguments, SFTTargetArguments, OutputPath):
+    """What to export to LLaMA-Factory and where (`--question_template`: the one given to GRPO)."""
 
-    out: str = field(metadata={"help": "folder to write the dataset file and dataset_info.json into"})
-    data_file_paths: str = field(
-        default="data/demo/train.jsonl", metadata={"help": "jsonl files, separated by ':'"}
-    )
-    image_folders: str = field(
-        default="data/demo/images", metadata={"help": "image folders paired by position, separated by ':'"}
-    )
-    targets: str = field(
-        default="chain_of_region",
-        metadata={"help": "assistant turns to train on", "choices": list(SFT_TARGETS)},
-    )
     dataset_name: str = field(default="geo_r_sft", metadata={"help": "the dataset's name in dataset_info.json"})
-    question_template: str | None = field(
-        default=None, metadata={"help": "the same --question_template given to GRPO (unset: GRPO's default prompt)"}
-    )
-    max_rows: int | None = field(default=None, metadata={"help": "export at most this many rows"})
-    tools: list[str] = field(
-        default_factory=list,
-        metadata={"help": "targets call these tools where they apply (zoom on a row's clue_box, lookup of the "
-                  "city), as LLaMA-Factory function_call/observation turns (python -m open_r1.tools.export)"},
-    )
-    allow_absolute_image_paths: bool = field(
-        default=False, metadata={"help": "accept absolute image paths in the rows (as --allow_absolute_image_paths "
-                                 "of training)"}
-    )
 
 
 @dataclass
-class ModelArguments:
+class ToolExportArguments(ExportArguments, ToolArguments):
+    """What to export with tool-using targets (LLaMA-Factory function_call/observation turns)."""
+
+
+@dataclass
+class ModelArguments(Arguments):
     """Which model to run and how to load it."""
 
     model_name_or_path: str | None = field(
@@ -295,11 +376,12 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         if not self.model_name_or_path:
-            raise ValueError("--model_name_or_path is required")
+            raise ArgumentError("--model_name_or_path is required")
+        super().__post_init__()
 
 
 @dataclass
-class SamplingArguments:
+class SamplingArguments(Arguments):
     """How answers are generated."""
 
     batch_size: int = field(default=8, metadata={"help": "images per generation batch (and per flush to disk)"})
@@ -312,26 +394,13 @@ class SamplingArguments:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}")
+            raise ArgumentError(f"--batch_size must be at least 1, got {self.batch_size}")
+        super().__post_init__()
 
 
 @dataclass
-class ModelPixelBounds:
-    """Image size bounds; unset, they are the model's own (a geo-r checkpoint saves its training settings)."""
-
-    min_pixels: int | None = field(
-        default=None, metadata={"help": "smallest image area given to the vision tower (default: the model's own)"}
-    )
-    max_pixels: int | None = field(
-        default=None,
-        metadata={"help": "largest image area given to the vision tower (default: the model's own, which a "
-                  "geo-r checkpoint saved from its training settings)"},
-    )
-
-
-@dataclass
-class InferenceToolArguments(ToolArguments):
-    """Tools at inference (evaluation, prediction): the same tools as in training, run by geo-r's own loop."""
+class InferenceToolArguments(Arguments):
+    """Tool episodes at inference (evaluation, prediction): the same tools as in training, run by geo-r's own loop."""
 
     max_tool_rounds: int = field(
         default=3, metadata={"help": "with --tools: rounds of tool calls per image before the model must answer (as "
@@ -343,18 +412,14 @@ class InferenceToolArguments(ToolArguments):
 
 
 @dataclass
-class EvalArguments(ModelPixelBounds, DataArguments, InferenceToolArguments):
-    """What to evaluate on, and what to write."""
+class InferenceArguments(ModelPixelBounds, PromptArguments, ToolArguments, ToolModuleArguments, InferenceToolArguments):
+    """How the model is prompted at inference: images, prompt, tools."""
 
-    data_file_paths: str = field(
-        default="data/demo/test.jsonl",
-        metadata={"help": "jsonl files in the training format, separated by ':'"},
-    )
-    val_split_ratio: float = field(
-        default=0.0,
-        metadata={"help": "evaluate only on the rows a training run with this --val_split_ratio and --seed held "
-                  "out of these files"},
-    )
+
+@dataclass
+class EvalRunArguments(Arguments):
+    """Where an evaluation writes, how many guesses it samples, and what it reports."""
+
     output_dir: str = field(default="output/eval", metadata={"help": "where predictions.jsonl, metrics.json and "
                                                                         "the plots go; a rerun resumes there"})
     num_guesses: int = field(
@@ -386,32 +451,24 @@ class EvalArguments(ModelPixelBounds, DataArguments, InferenceToolArguments):
                   "right to earn its position's credit in the top-5 weighted score", "choices": list(TOP5_LEVELS)},
     )
     overwrite: bool = field(default=False, metadata={"help": "discard earlier predictions in --output_dir"})
-    streaming: bool = field(
-        default=False, metadata={"help": "refused here: a training option (evaluation reads its rows up front and "
-                                 "resumes by row id; --max_rows reads fewer)"}
-    )
-
-    def __post_init__(self) -> None:
-        ToolArguments.__post_init__(self)
-        if self.streaming:
-            raise ValueError("--streaming is a GRPO training option: evaluation reads its rows up front (it resumes by "
-                             "row id); use --max_rows to evaluate on the first rows of a large file")
 
 
 @dataclass
-class DifficultyArguments(EvalArguments):
-    """How hard each training row is for a model (k sampled answers through the evaluation harness), and which
-    rows the hard-sample training file keeps."""
+class EvalArguments(with_defaults(RowFiles, "The test split's rows.", data_file_paths=TEST_FILE), HeldOutSplit,
+                    InferenceArguments, EvalRunArguments):
+    """What to evaluate on, and what to write."""
 
-    out: str = field(default="", metadata={"help": "jsonl file to write: the input rows with difficulty, pass_rate, "
-                                             "mean_geoguessr, agreement (those the filters keep)"})
-    data_file_paths: str = field(default="data/demo/train.jsonl", metadata={"help": "training jsonl files, ':'"})
-    output_dir: str = field(
-        default="output/difficulty",
-        metadata={"help": "the harness's folder (predictions.jsonl with every answer); a rerun resumes there"},
-    )
-    num_guesses: int = field(default=4, metadata={"help": "answers sampled per row (k)"})
-    plots: bool = field(default=False, metadata={"help": "also write the harness's plots"})
+
+@dataclass
+class DifficultyArguments(
+    RowFiles, InferenceArguments, OutputPath,
+    with_defaults(EvalRunArguments, "The harness run behind the scores.", output_dir="output/difficulty",
+                  num_guesses=4, plots=False),
+):
+    """How hard each training row is for a model (k sampled answers through the evaluation harness), and which
+    rows the hard-sample training file keeps. Every row of the files is scored: there is no held-out split."""
+
+    val_split_ratio: ClassVar[float] = 0.0  # what the harness reads: score every row (not a flag)
     threshold_km: float = field(default=25.0, metadata={"help": "an answer passes within this distance (km)"})
     drop_solved: bool = field(default=False, metadata={"help": "leave out rows the model solves k/k"})
     min_difficulty: float = field(default=0.0, metadata={"help": "leave out rows with difficulty (1 - pass rate) "
@@ -421,19 +478,15 @@ class DifficultyArguments(EvalArguments):
     )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.out:
-            raise ValueError("--out is required: the jsonl file the scored rows go to")
         if self.threshold_km <= 0 or (self.hotspot_km is not None and self.hotspot_km < 0):
-            raise ValueError("--threshold_km must be positive and --hotspot_km not negative")
+            raise ArgumentError("--threshold_km must be positive and --hotspot_km not negative")
         if not 0.0 <= self.min_difficulty <= 1.0:
-            raise ValueError(f"--min_difficulty must be in [0, 1], got {self.min_difficulty}")
-        if self.val_split_ratio:
-            raise ValueError("--val_split_ratio: score the training file itself (every row of it)")
+            raise ArgumentError(f"--min_difficulty must be in [0, 1], got {self.min_difficulty}")
+        super().__post_init__()
 
 
 @dataclass
-class PredictArguments(ModelPixelBounds, InferenceToolArguments):
+class PredictArguments(InferenceArguments):
     """What to predict."""
 
     images: list[str] = field(
@@ -442,12 +495,9 @@ class PredictArguments(ModelPixelBounds, InferenceToolArguments):
                   "are predicted one by one"},
     )
     question: str = field(default=DEFAULT_GEO_QUESTION, metadata={"help": "the question inside the prompt"})
-    question_template: str | None = field(
-        default=None, metadata={"help": "text of the user turn ('{question}' is replaced); default: the geo template"}
-    )
     json: bool = field(default=False, metadata={"help": "print JSON instead of text"})
 
     def __post_init__(self) -> None:
-        ToolArguments.__post_init__(self)
         if not self.images:
-            raise ValueError("--images is required: image files of one place, or one folder")
+            raise ArgumentError("--images is required: image files of one place, or one folder")
+        super().__post_init__()

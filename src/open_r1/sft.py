@@ -29,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
-    if getattr(script_args, "streaming", False):
-        raise ValueError("--streaming is a GRPO option: sft.py reads its rows up front (a warm start is short)")
     rows = load_rows(
         script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows,
         allow_absolute_image_paths=script_args.allow_absolute_image_paths,

@@ -132,8 +132,6 @@ def export(
 
 def main(args: ExportArguments, episodes: Any = None, tools: list[dict[str, Any]] | None = None) -> Path:
     """Export as `args` say; `episodes(rows)` (given by `open_r1.tools.export`) makes the tool-using targets."""
-    if args.tools and episodes is None:
-        raise ValueError("--tools: export tool-using targets with python -m open_r1.tools.export (same arguments)")
     rows = load_rows(
         args.data_file_paths, args.image_folders, max_rows=args.max_rows,
         allow_absolute_image_paths=args.allow_absolute_image_paths,

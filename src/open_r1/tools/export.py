@@ -4,7 +4,7 @@ their tool turns run here, on the rows' own photos, so a crop in the dataset is 
     python -m open_r1.tools.export --tools zoom lookup --data_file_paths a.jsonl --image_folders imgs/ \\
         --out data/llamafactory [--dataset_name geo_r_sft_tools]
 
-Arguments are `open_r1.data.to_llamafactory`'s; the zoom crops are written next to the dataset file.
+Arguments are `open_r1.data.to_llamafactory`'s and `--tools`; the zoom crops are written next to the dataset file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers.utils import get_json_schema
 
-from open_r1.configs import ExportArguments
+from open_r1.configs import ToolExportArguments
 from open_r1.data import to_llamafactory
 from open_r1.data.rows import Row
 from open_r1.data.sft_targets import sft_episodes
@@ -26,7 +26,7 @@ from open_r1.tools.registry import build_toolset
 logger = logging.getLogger(__name__)
 
 
-def main(args: ExportArguments, max_pixels: int = 401408) -> Path:
+def main(args: ToolExportArguments, max_pixels: int = 401408) -> Path:
     """Export `args.tools` episodes (zoom crops within `max_pixels`, the training default)."""
     if not args.tools:
         raise ValueError("--tools is empty: without tools, use python -m open_r1.data.to_llamafactory")
@@ -43,5 +43,5 @@ if __name__ == "__main__":
     from trl import TrlParser
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    (export_args,) = TrlParser((ExportArguments,)).parse_args_and_config()
+    (export_args,) = TrlParser((ToolExportArguments,)).parse_args_and_config()
     main(export_args)
