@@ -128,19 +128,34 @@ for name, values in given.items():
 PY
 }
 
+# first_error FILE [BYTES]: the first `error: ...` line an entry point printed (open_r1.cli's one line
+# for a bad input, or argparse's `PROG: error: ...`) in FILE after its first BYTES bytes; nothing when there is none.
+first_error() {
+  tail -c +"$(( ${2:-0} + 1 ))" "$1" 2>/dev/null | grep -m1 -E '^([A-Za-z0-9_.-]+: )?error: ' || true
+}
+
 # run_torchrun TORCHRUN SCRIPT [ARGS...]: this node's torchrun with the node and port settings of resolve_run. The
-# output is appended to $OUTPUT_DIR/train.log, so a resumed run keeps the log of the run it continues.
+# output is appended to $OUTPUT_DIR/train.log, so a resumed run keeps the log of the run it continues. When torchrun
+# fails, the first `error:` line of this launch is repeated after its report, so it is the last line on screen, and
+# the status is 2 (a bad input), else torchrun's.
 run_torchrun() {
   local torchrun="$1"; shift
+  local log="$OUTPUT_DIR/train.log" start status=0
   echo "[geo-r] $(date '+%F %T') node ${NODE_RANK:-0} of ${NNODES:-1}: $NPROC_PER_NODE process(es), rendezvous ${MASTER_ADDR:-127.0.0.1}:$MASTER_PORT" \
-    | tee -a "$OUTPUT_DIR/train.log"
+    | tee -a "$log"
+  start="$(wc -c < "$log")"
   "$torchrun" \
     --nproc_per_node="$NPROC_PER_NODE" \
     --nnodes="${NNODES:-1}" \
     --node_rank="${NODE_RANK:-0}" \
     --master_addr="${MASTER_ADDR:-127.0.0.1}" \
     --master_port="$MASTER_PORT" \
-    "$@" 2>&1 | tee -a "$OUTPUT_DIR/train.log"
+    "$@" 2>&1 | tee -a "$log" || status=$?  # the launchers run with pipefail: torchrun's status
+  if [[ "$status" != 0 ]]; then
+    local line; line="$(first_error "$log" "$start")"
+    if [[ -n "$line" ]]; then echo "$line" >&2; status=2; fi
+  fi
+  return "$status"
 }
 
 # launch ENTRY [flags...]: torchrun the entry script with the settings resolve_run chose, after a line for each

@@ -69,7 +69,8 @@ def report(internal: Internal, what: str) -> str:
     except importlib.metadata.PackageNotFoundError:
         installed = "not installed"
     return (f"{internal} ({internal.why}): {what}. Installed {package} {installed}; geo-r pins {package} "
-            f"{pinned(package)} (checked: {compat.CHECKED.get(package)}). Update open_r1/compat.py for the new version.")
+            f"{pinned(package)} (checked: {compat.CHECKED.get(package)}). Update open_r1/compat.py for the new "
+            "version.")
 
 
 @pytest.mark.parametrize("internal", INTERNALS, ids=str)

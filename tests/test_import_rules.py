@@ -5,6 +5,7 @@
 - `answer/` (the output format and its reader) and `geo/` (pure geography) import nothing else of geo-r, and
   `geo/` never reaches torch, transformers, trl, deepspeed or datasets;
 - `configs.py` reaches no rewards, training or evaluation code, so reading a recipe registers nothing;
+- `errors.py` and `compat.py` import nothing of geo-r, and `cli.py` only `errors.py`, so any module may use them;
 - `data/` reaches nothing of `rewards/` or `training/`; `evaluation/` nothing of `training/` or `rewards/`.
 
 "Reaches" is transitive, and importing `open_r1.x.y` also runs `open_r1/x/__init__.py`.
@@ -166,7 +167,8 @@ def test_no_import_cycles_between_the_packages_parts(graphs):
     assert cycles(part_graph(internal, "open_r1")) == []
 
 
-@pytest.mark.parametrize("leaf", ["open_r1.answer", "open_r1.geo", "open_r1.schedules", "open_r1.compat"])
+@pytest.mark.parametrize("leaf", ["open_r1.answer", "open_r1.geo", "open_r1.schedules", "open_r1.compat",
+                                  "open_r1.errors"])
 def test_leaves_import_nothing_else_of_geo_r(graphs, leaf):
     internal, _ = graphs
     for module in under(internal, leaf):
@@ -175,9 +177,16 @@ def test_leaves_import_nothing_else_of_geo_r(graphs, leaf):
 
 
 def test_rows_and_data_errors_import_nothing_of_geo_r(graphs):
-    """`data/rows.py` (Row, DataError) is a leaf: any module may raise or hold them without importing a reader."""
+    """`data/rows.py` (Row, DataError) is a leaf bar `errors.py` (InputError, itself a leaf): any module may raise
+    or hold them without importing a reader."""
     internal, _ = graphs
-    assert internal["open_r1.data.rows"] == set()
+    assert internal["open_r1.data.rows"] == {"open_r1.errors"}
+
+
+def test_cli_reaches_the_errors_alone(graphs):
+    internal, external = graphs
+    assert reach(internal, "open_r1.cli") == {"open_r1", "open_r1.errors"}
+    assert not external["open_r1.cli"] & set(HEAVY)
 
 
 def test_geo_is_pure_geography(graphs):
@@ -274,9 +283,10 @@ def upstream_touches(tree: ast.AST, internal_names: set[str]) -> list[str]:
                     found.append(f"{node.lineno}: .{node.attr}")
             elif node.attr in internal_names:
                 found.append(f"{node.lineno}: .{node.attr} (an upstream internal)")
-        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "setattr", "hasattr", "delattr")
-              and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
-              and isinstance(node.args[1].value, str) and is_private(node.args[1].value)):
+        elif (isinstance(node, ast.Call) and len(node.args) > 1
+              and getattr(node.func, "id", None) in ("getattr", "setattr", "hasattr", "delattr")
+              and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+              and is_private(node.args[1].value)):
             found.append(f"{node.lineno}: {node.func.id}(..., {node.args[1].value!r})")
         for child in ast.iter_child_nodes(node):
             visit(child, classes)
@@ -305,7 +315,7 @@ def test_upstream_internals_are_reached_through_compat_alone():
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         problems += [f"{path.relative_to(SRC)}:{what}" for what in upstream_touches(tree, names)]
-    assert problems == [], "upstream internals outside open_r1/compat.py (add a function there):\n" + "\n".join(problems)
+    assert problems == [], "upstream internals outside compat.py (add a function there):\n" + "\n".join(problems)
 
 
 def test_the_compat_rule_catches_each_kind_of_touch():

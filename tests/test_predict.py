@@ -12,6 +12,7 @@ from open_r1 import predict
 from open_r1.configs import ModelArguments, PredictArguments, SamplingArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import prompt_messages
+from open_r1.errors import ArgumentError
 from open_r1.evaluation.describe import as_text, describe
 from open_r1.evaluation.generation import geo_messages
 
@@ -53,11 +54,11 @@ def test_a_folder_is_predicted_photo_by_photo(tiny_model_dir, tmp_path, capsys):
 def test_bad_image_arguments_say_what_is_wrong(tmp_path):
     make_images(tmp_path / "photos", ["a.jpg"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="missing.jpg: image not found"):
+    with pytest.raises(ArgumentError, match="missing.jpg: image not found"):
         predict.image_groups([str(tmp_path / "photos" / "a.jpg"), str(tmp_path / "missing.jpg")])
-    with pytest.raises(ValueError, match="a folder among several paths"):
+    with pytest.raises(ArgumentError, match="a folder among several paths"):
         predict.image_groups([str(tmp_path / "photos"), str(tmp_path / "photos" / "a.jpg")])
-    with pytest.raises(FileNotFoundError, match="no images"):
+    with pytest.raises(ArgumentError, match="no images"):
         predict.image_groups([str(tmp_path / "empty")])
 
 

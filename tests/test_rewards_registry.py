@@ -5,6 +5,7 @@ import pickle
 import pytest
 
 from open_r1.configs import RewardArguments
+from open_r1.errors import ArgumentError
 from open_r1.rewards import REWARDS, build_reward_funcs, load_reward_module, register
 from open_r1.rewards.registry import RewardFaultError, RewardModuleError, reward_options
 
@@ -111,7 +112,7 @@ def test_load_reward_module_honours_all_and_refuses_clashes(tmp_path):
     path.write_text("__all__ = ['format']\ndef format(prompts, completions, **kwargs):\n    return []\n")
     with pytest.raises(ValueError, match="already registered"):
         load_reward_module(str(path))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ArgumentError, match="missing.py does not exist"):
         load_reward_module(str(tmp_path / "missing.py"))
 
 

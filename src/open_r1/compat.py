@@ -102,7 +102,7 @@ INTERNALS: tuple[Internal, ...] = (
              "scheduled reward weights: logged through the hook TRL gives reward functions", ("name", "value")),
     *(Internal("trl.trainer.utils:RepeatSampler", name, "instance attribute", f"epoch reseeding: {why}")
       for name, why in (("seed", "the sampler's seed, to draw epoch e's order from (seed + e)"),
-                        ("generator", "the sampler's own generator, which runs on from epoch to epoch (no set_epoch)"))),
+                        ("generator", "the sampler's own generator, run on from epoch to epoch (no set_epoch)"))),
     Internal("accelerate.data_loader:DataLoaderAdapter", "base_dataloader", "instance attribute",
              "epoch reseeding: the data loader accelerate's prepared loader wraps, to find TRL's sampler"),
 )

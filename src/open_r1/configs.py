@@ -412,7 +412,8 @@ class InferenceToolArguments(Arguments):
 
 
 @dataclass
-class InferenceArguments(ModelPixelBounds, PromptArguments, ToolArguments, ToolModuleArguments, InferenceToolArguments):
+class InferenceArguments(ModelPixelBounds, PromptArguments, ToolArguments, ToolModuleArguments,
+                         InferenceToolArguments):
     """How the model is prompted at inference: images, prompt, tools."""
 
 

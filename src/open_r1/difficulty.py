@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trl import TrlParser
 
+from open_r1.cli import parse, run_main
 from open_r1.configs import DifficultyArguments, ModelArguments, SamplingArguments
 from open_r1.data.difficulty import keep_mask, score_guesses, with_scores, write_rows
 from open_r1.data.jsonl import iter_jsonl, pair_files_with_folders, parse_row
@@ -75,5 +76,4 @@ def main(args: DifficultyArguments, model_args: ModelArguments, sampling_args: S
 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    parser = TrlParser((DifficultyArguments, ModelArguments, SamplingArguments))
-    main(*parser.parse_args_and_config())
+    run_main(lambda: main(*parse(TrlParser((DifficultyArguments, ModelArguments, SamplingArguments)))))

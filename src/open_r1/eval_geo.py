@@ -18,6 +18,7 @@ import logging
 
 from trl import TrlParser
 
+from open_r1.cli import parse, run_main
 from open_r1.configs import EvalArguments, ModelArguments, SamplingArguments
 from open_r1.evaluation.harness import evaluate
 
@@ -28,5 +29,4 @@ def main(args: EvalArguments, model_args: ModelArguments, sampling_args: Samplin
 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    parser = TrlParser((EvalArguments, ModelArguments, SamplingArguments))
-    main(*parser.parse_args_and_config())
+    run_main(lambda: main(*parse(TrlParser((EvalArguments, ModelArguments, SamplingArguments)))))

@@ -14,6 +14,7 @@ import logging
 
 from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
 
+from open_r1.cli import parse, run_main
 from open_r1.configs import GRPOScriptArguments
 from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
@@ -73,9 +74,12 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         logger.info("model and processor saved to %s", training_args.output_dir)
 
 
-if __name__ == "__main__":
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config()
+def cli() -> None:
+    script_args, training_args, model_args = parse(TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig)))
     configure_logging(training_args)  # INFO on the main process, WARNING on the other ranks
     main(script_args, training_args, model_args)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    run_main(cli)

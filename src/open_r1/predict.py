@@ -18,8 +18,10 @@ from pathlib import Path
 
 from trl import TrlParser
 
+from open_r1.cli import parse, run_main
 from open_r1.configs import ModelArguments, PredictArguments, SamplingArguments
 from open_r1.data.images import IMAGE_SUFFIXES
+from open_r1.errors import ArgumentError
 from open_r1.evaluation.describe import as_text, describe
 from open_r1.evaluation.episodes import Episode, ToolEpisodeGenerator, save_episode
 from open_r1.evaluation.generation import Sampling, geo_messages, with_images
@@ -33,13 +35,14 @@ def image_groups(paths: list[str]) -> list[list[str]]:
     if len(paths) == 1 and Path(paths[0]).is_dir():
         files = sorted(str(p) for p in Path(paths[0]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise FileNotFoundError(f"{paths[0]}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+            raise ArgumentError(f"--images {paths[0]}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
         return [[f] for f in files]
     for path in paths:
         if Path(path).is_dir():
-            raise ValueError(f"{path}: a folder among several paths; give one folder, or image files of one place")
+            raise ArgumentError(f"--images {path}: a folder among several paths; give one folder, or image files of "
+                                "one place")
         if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: image not found")
+            raise ArgumentError(f"--images {path}: image not found")
     return [list(paths)]
 
 
@@ -101,5 +104,4 @@ def main(args: PredictArguments, model_args: ModelArguments, sampling_args: Samp
 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    parser = TrlParser((PredictArguments, ModelArguments, SamplingArguments))
-    main(*parser.parse_args_and_config())
+    run_main(lambda: main(*parse(TrlParser((PredictArguments, ModelArguments, SamplingArguments)))))

@@ -16,6 +16,7 @@ import logging
 
 from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 
+from open_r1.cli import parse, run_main
 from open_r1.configs import SFTScriptArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import split_for_validation, with_images
@@ -62,9 +63,12 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     save_for_grpo(trainer, processor, model_args, training_args)
 
 
-if __name__ == "__main__":
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config()
+def cli() -> None:
+    script_args, training_args, model_args = parse(TrlParser((SFTScriptArguments, SFTConfig, ModelConfig)))
     configure_logging(training_args)  # INFO on the main process, WARNING on the other ranks
     main(script_args, training_args, model_args)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    run_main(cli)

@@ -12,6 +12,7 @@ from datasets import Dataset
 from open_r1.answer import build_question
 from open_r1.data.images import load_image
 from open_r1.data.rows import Row
+from open_r1.errors import ArgumentError
 
 
 def prompt_messages(row: Row, question_template: str | None = None) -> list[dict[str, Any]]:
@@ -54,6 +55,6 @@ def split_for_validation(dataset: Dataset, ratio: float, seed: int) -> tuple[Dat
     if not ratio:
         return dataset, None
     if not 0 < ratio < 1:
-        raise ValueError(f"--val_split_ratio must be in (0, 1), got {ratio}")
+        raise ArgumentError(f"--val_split_ratio must be in (0, 1), got {ratio}")
     parts = dataset.train_test_split(test_size=max(1, round(len(dataset) * ratio)), seed=seed)
     return parts["train"], parts["test"]

@@ -1,16 +1,19 @@
 """What every stage passes around: a validated `Row` and the `DataError` that names a bad input's file, line
-and field. A leaf, so any module can raise or hold these without importing the readers."""
+and field (an `InputError`: an entry point ends on it with one `error:` line). A leaf (bar the errors), so any
+module can raise or hold these without importing the readers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from open_r1.errors import InputError
+
 IMAGE_TAG = "<image>"
 LABEL_FIELDS = ("country", "region", "city")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A problem with the input data, located by file, line and field."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from open_r1.configs import BALANCE_BY, SAMPLE_BY
 from open_r1.data.rows import DataError, Row
+from open_r1.errors import ArgumentError
 from open_r1.geo.geohash import geohash_encode
 
 UNKNOWN = "(unknown)"
@@ -36,13 +37,13 @@ class RowSampling:
 
     def __post_init__(self) -> None:
         if self.balance_by is not None and self.balance_by not in BALANCE_BY:
-            raise ValueError(f"--balance_by must be one of {BALANCE_BY}, got {self.balance_by!r}")
+            raise ArgumentError(f"--balance_by must be one of {BALANCE_BY}, got {self.balance_by!r}")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"--balance_alpha must be in [0, 1], got {self.alpha}")
+            raise ArgumentError(f"--balance_alpha must be in [0, 1], got {self.alpha}")
         if self.sample_by is not None and self.sample_by not in SAMPLE_BY:
-            raise ValueError(f"--sample_by must be one of {SAMPLE_BY}, got {self.sample_by!r}")
+            raise ArgumentError(f"--sample_by must be one of {SAMPLE_BY}, got {self.sample_by!r}")
         if not 1 <= self.geocell_precision <= 12:
-            raise ValueError(f"--balance_geocell_precision must be in 1..12, got {self.geocell_precision}")
+            raise ArgumentError(f"--balance_geocell_precision must be in 1..12, got {self.geocell_precision}")
 
     @classmethod
     def from_args(cls, args) -> RowSampling:

@@ -20,6 +20,7 @@ from typing import Any
 from open_r1.answer import render_answer, wrap
 from open_r1.configs import SFT_TARGETS
 from open_r1.data.rows import DataError, Row
+from open_r1.errors import ArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def sft_target(row: Row, targets: str = TARGET_CHAIN_OF_REGION) -> str:
     tasks mixed into the data) keep their own answer. `answer`: the row's own gpt answer, as written.
     """
     if targets not in TARGET_CHOICES:
-        raise ValueError(f"targets must be one of {TARGET_CHOICES}, got {targets!r}")
+        raise ArgumentError(f"targets must be one of {TARGET_CHOICES}, got {targets!r}")
     if targets == TARGET_CHAIN_OF_REGION and row.lat is not None:
         return chain_of_region_target(row)
     if not row.solution.strip():

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from open_r1.cli import parse, run_main
 from open_r1.configs import ExportArguments
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.jsonl import load_rows
@@ -149,5 +150,4 @@ if __name__ == "__main__":
     from trl import TrlParser
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    (export_args,) = TrlParser((ExportArguments,)).parse_args_and_config()
-    main(export_args)
+    run_main(lambda: main(*parse(TrlParser((ExportArguments,)))))

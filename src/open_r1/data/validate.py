@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from open_r1.cli import fail, run_main
 from open_r1.data.images import load_image
 from open_r1.data.jsonl import pair_files_with_folders, parse_row, resolve_image
 from open_r1.data.rows import LABEL_FIELDS, DataError
+from open_r1.errors import InputError
 from open_r1.geo.labels import is_missing
 
 KINDS = {
@@ -275,12 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.data_file_paths, args.image_folders, args.decode_images, args.max_pixels, args.show,
             allow_absolute_image_paths=args.allow_absolute_image_paths,
         )
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except InputError as err:
+        return fail(err)
     print(report.format(args.top_countries))
     return 0 if report.ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -18,6 +18,7 @@ from transformers import GenerationConfig, PreTrainedModel, ProcessorMixin
 
 from open_r1.answer.episode import read_episode
 from open_r1.compat import parse_response
+from open_r1.errors import ArgumentError
 from open_r1.evaluation.generation import Conversation, Sampling
 from open_r1.modeling.chat_template import enable_tool_calls
 from open_r1.tools import ToolSet
@@ -90,7 +91,7 @@ class ToolEpisodeGenerator:
     def __init__(self, model: PreTrainedModel, processor: ProcessorMixin, sampling: Sampling, toolset: ToolSet,
                  max_rounds: int = 3):
         if sampling.num_guesses != 1:
-            raise ValueError("tool episodes are evaluated with one guess per image (--num_guesses 1)")
+            raise ArgumentError("tool episodes are evaluated with one guess per image (--num_guesses 1)")
         self.model, self.processor, self.toolset, self.max_rounds = model, enable_tool_calls(processor), toolset, max_rounds
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.schemas = toolset.schemas()

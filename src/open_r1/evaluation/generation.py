@@ -25,6 +25,7 @@ from open_r1.answer import build_question
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
 from open_r1.data.rows import Row
+from open_r1.errors import ArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,11 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.num_guesses < 1:
-            raise ValueError(f"--num_guesses must be at least 1, got {self.num_guesses}")
+            raise ArgumentError(f"--num_guesses must be at least 1, got {self.num_guesses}")
         if self.temperature < 0:
-            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+            raise ArgumentError(f"--temperature must be >= 0, got {self.temperature}")
         if self.num_guesses > 1 and self.temperature == 0:
-            raise ValueError("--num_guesses > 1 needs sampling: give --temperature > 0 (greedy guesses are identical)")
+            raise ArgumentError("--num_guesses > 1 needs sampling: give --temperature > 0 (greedy guesses are identical)")
 
     @property
     def greedy(self) -> bool:
@@ -179,5 +180,5 @@ def pick_backend(backend: str) -> str:
     if backend == "vllm" and not vllm_available():
         raise RuntimeError("--backend vllm needs vLLM installed (bash setup.sh --gpu) and a CUDA GPU")
     if backend not in ("transformers", "vllm"):
-        raise ValueError(f"--backend must be auto, transformers or vllm, got {backend!r}")
+        raise ArgumentError(f"--backend must be auto, transformers or vllm, got {backend!r}")
     return backend

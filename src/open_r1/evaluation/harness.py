@@ -20,6 +20,7 @@ from open_r1.configs import EvalArguments, ModelArguments, SamplingArguments
 from open_r1.data import load_rows
 from open_r1.data.dataset import rows_to_dataset, split_for_validation
 from open_r1.data.rows import DataError, Row
+from open_r1.errors import ArgumentError, InputError
 from open_r1.evaluation import loading, plots, published, report
 from open_r1.evaluation.episodes import ToolEpisodeGenerator, save_episode
 from open_r1.evaluation.generation import (
@@ -46,7 +47,7 @@ _PINNED = ("model_name_or_path", "base_model", "data_file_paths", "image_folders
            "max_new_tokens", "geocode_labels", "tools", "max_tool_rounds")
 
 
-class SettingsMismatch(ValueError):
+class SettingsMismatch(InputError):
     """A resumed run whose settings differ from those that wrote its predictions."""
 
 
@@ -167,7 +168,7 @@ def evaluate(args: EvalArguments, model_args: ModelArguments, sampling_args: Sam
     settings = asdict(args) | asdict(model_args) | asdict(sampling)
     benchmark = args.benchmark or published.guess_benchmark(args.data_file_paths)
     if args.compare and benchmark is None:
-        raise ValueError("--compare needs --benchmark (im2gps3k, yfcc4k or osv5m): the data path names none")
+        raise ArgumentError("--compare needs --benchmark (im2gps3k, yfcc4k or osv5m): the data path names none")
     check_settings(output_dir, settings, args.overwrite)
 
     with PredictionStore(output_dir / PREDICTIONS) as store:

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 from trl import ModelConfig
 
 from open_r1.compat import find_adapter_config_file
+from open_r1.errors import InputError
 from open_r1.modeling.checkpoints import WEIGHT_FILES
 from open_r1.modeling.loading import load_model, load_processor
 
@@ -29,7 +30,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(InputError):
     """A model location that cannot be evaluated, with what to do about it."""
 
 

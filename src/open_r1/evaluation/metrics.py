@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from open_r1.configs import METRIC_SETS, TOP5_LEVELS
+from open_r1.errors import ArgumentError
 from open_r1.geo import (
     EARTH_RADIUS_KM,
     GEOGUESSR_SCALE_KM,
@@ -265,9 +266,9 @@ def compute_metrics(records: Sequence[Mapping[str, Any]], metric_set: str = "geo
     scored with either set without generating again.
     """
     if metric_set not in METRIC_SETS:
-        raise ValueError(f"--metrics must be one of {', '.join(METRIC_SETS)}, got {metric_set!r}")
+        raise ArgumentError(f"--metrics must be one of {', '.join(METRIC_SETS)}, got {metric_set!r}")
     if top5_level not in TOP5_LEVELS:
-        raise ValueError(f"--top5_level must be one of {', '.join(TOP5_LEVELS)}, got {top5_level!r}")
+        raise ArgumentError(f"--top5_level must be one of {', '.join(TOP5_LEVELS)}, got {top5_level!r}")
     if not records:
         raise ValueError("no predictions to score")
     osv5m = metric_set == "osv5m"

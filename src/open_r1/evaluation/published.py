@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from open_r1.configs import BENCHMARKS
+from open_r1.errors import ArgumentError
 
 TABLE = Path(__file__).with_name("published_results.csv")
 METRIC_COLUMNS = (
@@ -39,7 +40,7 @@ def load_published(path: str | Path = TABLE, benchmark: str | None = None) -> li
     """Rows of the table (only `benchmark`'s when given), validated: known benchmark, numbers, a source."""
     path = Path(path)
     if benchmark is not None and benchmark not in BENCHMARKS:
-        raise ValueError(f"--benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+        raise ArgumentError(f"--benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     with open(path, encoding="utf-8", newline="") as handle:
         lines = [(n, line) for n, line in enumerate(handle, start=1) if line.strip() and not line.startswith("#")]
     if not lines:

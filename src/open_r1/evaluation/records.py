@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from open_r1.answer import parse_answer
-from open_r1.data.rows import Row
+from open_r1.data.rows import DataError, Row
 from open_r1.evaluation.metrics import Place, error_km, geocoded_places, guess_points, rank_guesses
 from open_r1.geo.labels import resolve_places
 
@@ -60,7 +60,7 @@ def build_records(
     ranked_guesses = []
     for row, texts in zip(rows, completions):
         if row.lat is None or row.lon is None:
-            raise ValueError(f"{row.source}: field 'lat': evaluation needs the true coordinates")
+            raise DataError(f"{row.source}: field 'lat': evaluation needs the true coordinates")
         guesses = [_guess(text, row) for text in texts]
         order = rank_guesses([g["lat"] for g in guesses], [g["lon"] for g in guesses])
         ranked_guesses.append([guesses[i] | {"sample": i} for i in order])

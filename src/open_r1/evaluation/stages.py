@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from open_r1.cli import run_main
+from open_r1.errors import ArgumentError
 from open_r1.evaluation.metrics import accuracy_key
 
 STAGES = ("base", "sft", "grpo")
@@ -89,7 +91,7 @@ def report(run_dir: Path | None = None, stages: dict[str, Path] | None = None, g
         grpo_run = grpo_run or run_dir / "grpo"
         png = png or run_dir / "grpo_curve.png"
     if not metrics:
-        raise FileNotFoundError(f"no metrics.json in {where}")
+        raise ArgumentError(f"no metrics.json in {where}")
     text = [f"held-out results ({next(iter(metrics.values()))['num_images']} images)", format_table(metrics)]
     state = latest_trainer_state(grpo_run) if grpo_run is not None else None
     if state is not None:
@@ -125,4 +127,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -15,10 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from open_r1.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 
-class PredictionsError(ValueError):
+class PredictionsError(InputError):
     """A predictions file that cannot be resumed from, located by file and line."""
 
 

@@ -7,6 +7,8 @@ import logging
 import re
 from pathlib import Path
 
+from open_r1.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -14,7 +16,7 @@ FINISHED_MARKER = "run_finished.json"  # written into output_dir once the final 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint folder that cannot be resumed from."""
 
 

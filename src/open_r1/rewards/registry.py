@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from open_r1.configs import REWARD_ERRORS
+from open_r1.errors import ArgumentError, InputError
 
 __all__ = [
     "REWARDS",
@@ -99,7 +100,7 @@ class RewardFaultError(RuntimeError):
     """A reward failed and the run was told not to go on without it."""
 
 
-class RewardModuleError(ImportError):
+class RewardModuleError(InputError, ImportError):
     """A --reward_module file that cannot be imported; the message names its file and line."""
 
 
@@ -219,7 +220,7 @@ def build_reward_funcs(
     for name in names:
         if name not in REWARDS:
             known = ", ".join(sorted(REWARDS))
-            raise ValueError(
+            raise ArgumentError(
                 f"unknown reward {name!r}; registered rewards: {known} (or add yours with --reward_module)"
             )
         func = REWARDS[name]
@@ -254,7 +255,7 @@ def load_reward_module(path: str) -> list[str]:
     """
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"reward module {path} does not exist")
+        raise ArgumentError(f"reward module {path} does not exist")
     stem = os.path.splitext(os.path.basename(path))[0]
     digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]  # the same name in every process and rank
     module_name = f"open_r1_user_rewards_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"

@@ -16,10 +16,12 @@ from typing import Any
 
 from transformers.utils import get_json_schema
 
+from open_r1.cli import parse, run_main
 from open_r1.configs import ToolExportArguments
 from open_r1.data import to_llamafactory
 from open_r1.data.rows import Row
 from open_r1.data.sft_targets import sft_episodes
+from open_r1.errors import ArgumentError
 from open_r1.tools.episodes import run_tool_turns
 from open_r1.tools.registry import build_toolset
 
@@ -29,7 +31,7 @@ logger = logging.getLogger(__name__)
 def main(args: ToolExportArguments, max_pixels: int = 401408) -> Path:
     """Export `args.tools` episodes (zoom crops within `max_pixels`, the training default)."""
     if not args.tools:
-        raise ValueError("--tools is empty: without tools, use python -m open_r1.data.to_llamafactory")
+        raise ArgumentError("--tools is empty: without tools, use python -m open_r1.data.to_llamafactory")
     toolset = build_toolset(args.tools, max_pixels=max_pixels)
 
     def episodes(rows: Sequence[Row]) -> Iterator[list[dict[str, Any]]]:
@@ -43,5 +45,4 @@ if __name__ == "__main__":
     from trl import TrlParser
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    (export_args,) = TrlParser((ToolExportArguments,)).parse_args_and_config()
-    main(export_args)
+    run_main(lambda: main(*parse(TrlParser((ToolExportArguments,)))))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from open_r1.errors import ArgumentError, InputError
 from open_r1.tools.lookup import lookup
 from open_r1.tools.zoom import PhotoTools
 
@@ -31,7 +32,7 @@ TOOLS: dict[str, Callable[..., Any]] = {"lookup": lookup}  # plain functions, by
 PHOTO_TOOLS = ("zoom",)  # methods of PhotoTools, bound to the episode's photo
 
 
-class ToolModuleError(ImportError):
+class ToolModuleError(InputError, ImportError):
     """A --tool_module file that cannot be imported or holds no usable tool; the message names the file."""
 
 
@@ -51,7 +52,7 @@ def load_tool_module(path: str) -> list[str]:
     there without a leading underscore) as tools under their own names. Returns the names registered."""
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"tool module {path} does not exist")
+        raise ArgumentError(f"tool module {path} does not exist")
     stem = os.path.splitext(os.path.basename(path))[0]
     digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
     module_name = f"open_r1_user_tools_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
@@ -116,9 +117,9 @@ def build_toolset(names: Sequence[str], max_pixels: int = 401408) -> ToolSet:
     unknown = [n for n in names if n not in TOOLS and n not in PHOTO_TOOLS]
     if unknown:
         known = ", ".join(sorted([*TOOLS, *PHOTO_TOOLS]))
-        raise ValueError(f"unknown tool(s) {unknown}; known tools: {known} (or add yours with --tool_module)")
+        raise ArgumentError(f"unknown tool(s) {unknown}; known tools: {known} (or add yours with --tool_module)")
     if len(set(names)) != len(names):
-        raise ValueError(f"--tools names a tool twice: {list(names)}")
+        raise ArgumentError(f"--tools names a tool twice: {list(names)}")
     return ToolSet(
         names=tuple(names),
         functions=[TOOLS[n] for n in names if n in TOOLS],

@@ -8,9 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from open_r1.answer import DEFAULT_GEO_QUESTION
+from open_r1.cli import fail, run_main
 from open_r1.data.convert import FORMATS, MODULES
 from open_r1.data.convert.writer import Summary, WriterOptions, write_records
-from open_r1.data.rows import DataError
+from open_r1.errors import InputError
 
 
 def _module(name: str):
@@ -74,9 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         summary = convert(args)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except InputError as err:
+        return fail(err)
     print(summary.format())
     if not summary.written:
         print("error: no rows were written", file=sys.stderr)
@@ -89,4 +89,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
