@@ -58,6 +58,12 @@ else
   else
     "$VPY" -m pip install -q -r requirements.txt
   fi
+  if [[ "$GPU" == 1 ]]; then
+    # flash-attn from a prebuilt wheel only: building it compiles CUDA kernels for an hour. Without it the recipes
+    # run on sdpa; `python -m open_r1.plan --config RECIPE --attn_implementation flash_attention_2` shows the difference.
+    "$VPY" -m pip install -q --only-binary=:all: flash-attn -c requirements-gpu.txt >/dev/null 2>&1 \
+      || echo "[setup] flash-attn: no prebuilt wheel for this torch / CUDA / Python; the recipes use sdpa attention"
+  fi
   if [[ "$DEV" == 1 ]]; then
     "$VPY" -m pip install -q -r requirements-dev.txt
   fi
@@ -73,7 +79,7 @@ fi
 import importlib.metadata as md
 names = ["torch", "torchvision", "transformers", "trl", "peft", "accelerate", "datasets", "deepspeed"]
 print("[setup] installed: " + ", ".join(f"{n} {md.version(n)}" for n in names))
-for extra in ("vllm", "liger-kernel", "bitsandbytes"):
+for extra in ("vllm", "liger-kernel", "bitsandbytes", "flash-attn"):
     try:
         print(f"[setup] {extra} {md.version(extra)}")
     except md.PackageNotFoundError:
