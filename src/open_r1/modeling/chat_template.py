@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "COMPACT_TOOL_CHAT_TEMPLATE",
+    "QWEN2_5_VL_CHAT_TEMPLATE",
     "RESPONSE_TEMPLATE",
     "TOOL_CHAT_TEMPLATE",
     "enable_tool_calls",
@@ -161,3 +162,36 @@ def tools_system_text(processor: Any, tools: list) -> str:
     if not text.startswith(start) or end not in text:
         raise ValueError("the chat template does not write the tool list into a system turn")
     return text[len(start) : text.index(end)]
+
+
+# Qwen2.5-VL's own conversation format: a default system turn, vision placeholders inside user turns, and no tool
+# calls (a released checkpoint's template drops them; `enable_tool_calls` then gives it Qwen2.5's).
+QWEN2_5_VL_CHAT_TEMPLATE = (
+    "{%- set image_count = namespace(value=0) -%}"
+    "{%- set video_count = namespace(value=0) -%}"
+    "{%- if messages[0]['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}"
+    "{{ message['content'] }}"
+    "{%- else -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
+    "{%- set image_count.value = image_count.value + 1 -%}"
+    "{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif part['type'] == 'video' or 'video' in part -%}"
+    "{%- set video_count.value = video_count.value + 1 -%}"
+    "{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{%- elif 'text' in part -%}"
+    "{{ part['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{ '<|im_start|>assistant\\n' }}"
+    "{%- endif -%}"
+)

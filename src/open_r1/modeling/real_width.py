@@ -14,6 +14,9 @@ import json
 import logging
 from pathlib import Path
 
+from open_r1.modeling.chat_template import QWEN2_5_VL_CHAT_TEMPLATE
+from open_r1.modeling.vocab import build_qwen_tokenizer, qwen_processor
+
 logger = logging.getLogger(__name__)
 
 SHAPES = ("3b", "7b")
@@ -66,8 +69,6 @@ def build_real_width_model(
     """Write the shallow real-width model (bf16 weights, processor, generation config) to `out`; return it.
 
     A folder that already holds the same model is returned as it is, before torch is imported."""
-    from open_r1.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE
-
     out = Path(out)
     marker = out / MARKER
     spec = {
@@ -83,11 +84,9 @@ def build_real_width_model(
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
 
-    from open_r1.tiny_model import build_processor
-
     config = shallow_config(shapes, num_layers, vision_depth)
-    processor = build_processor(min_pixels=RELEASED_MIN_PIXELS, max_pixels=RELEASED_MAX_PIXELS, vocab="qwen")
-    processor.chat_template = processor.tokenizer.chat_template = QWEN2_5_VL_CHAT_TEMPLATE
+    processor = qwen_processor(build_qwen_tokenizer(), QWEN2_5_VL_CHAT_TEMPLATE, min_pixels=RELEASED_MIN_PIXELS,
+                               max_pixels=RELEASED_MAX_PIXELS)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
     text = config.text_config
