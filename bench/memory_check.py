@@ -35,7 +35,7 @@ LAYERS, VISION_DEPTH = 2, 2
 def build_model(layers: int = LAYERS, vision_depth: int = VISION_DEPTH):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    config = planner._load_config(CONFIG, layers, vision_depth)
+    config = planner.load_model_config(CONFIG, layers, vision_depth)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")

@@ -185,3 +185,21 @@ def test_command_line_prints_the_plan(capsys):
     assert "prompt 2069 tokens" in out and "verdict: fits" in out
     assert planner.main(["--config", GRPO_3B, "--no_such_key", "1"]) == 2
     assert "no_such_key" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_reaches_the_no_gpu_exit():
+    """bench/gpu_check.sh on a machine without a GPU: the plan, one GRPO step of a 2-layer 3B-width model on the
+    CPU through the same code as on a GPU, then the no-GPU exit (about a minute on 2 cores)."""
+    import subprocess
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: bench/gpu_check.sh would run the real check")
+    out = subprocess.run(["bash", str(REPO / "bench/gpu_check.sh")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "verdict: fits" in out.stdout
+    step = next(line for line in out.stdout.splitlines() if "s/step = generation" in line)
+    assert "2 layers" in step and "planned" in step
+    assert "no GPU: nothing appended" in out.stdout

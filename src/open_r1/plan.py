@@ -92,6 +92,8 @@ class Settings:
     shared_prefill: bool = True
     attn_implementation: str = "sdpa"
     device: str = "cuda"  # where the step runs: "cpu" plans TRL's torch fallback of the fused head
+    num_layers: int | None = None  # a shallower model than the config's (checks at real widths)
+    vision_depth: int | None = None
     max_length: int | None = None  # SFT / LLaMA-Factory: the longest sequence (cutoff_len)
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -304,7 +306,7 @@ class ModelCounts:
     lora_shapes: tuple[tuple[str, int, int], ...]  # (module name, in, out) of every nn.Linear
 
 
-def _load_config(path: Path, num_layers: int | None = None, vision_depth: int | None = None):
+def load_model_config(path: Path, num_layers: int | None = None, vision_depth: int | None = None):
     from transformers import AutoConfig, Qwen2_5_VLConfig
 
     if str(path) == "tiny":
@@ -338,7 +340,7 @@ def model_counts(config_path: Path, num_layers: int | None = None, vision_depth:
     import torch
     from transformers import AutoModelForImageTextToText
 
-    config = _load_config(Path(config_path), num_layers, vision_depth)
+    config = load_model_config(Path(config_path), num_layers, vision_depth)
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
     seen: dict[int, tuple[str, int]] = {}
@@ -669,7 +671,7 @@ def _verdict(total: float, card: float) -> str:
 
 def plan(s: Settings, *, remedy: bool = True) -> Plan:
     """The per-GPU memory plan of a run."""
-    m = model_counts(Path(s.model_config))
+    m = model_counts(Path(s.model_config), s.num_layers, s.vision_depth)
     prompt = prompt_tokens(s, m)
     states = model_state_bytes(s, m)
     acts = activation_bytes(s, m)
@@ -690,7 +692,8 @@ def plan(s: Settings, *, remedy: bool = True) -> Plan:
         ("parameters", states.params / GIB, f"{m.total_params / 1e9:.2f} B, {zero}{off}, {s.gpus} GPU(s)"),
         ("gradients", states.grads / GIB, f"{trained / 1e9:.3f} B trained"
          + (" (LoRA)" if s.use_peft else " (vision frozen)" if s.freeze_vision else "")),
-        ("optimizer", states.optimizer / GIB, "fp32 master + Adam moments" + ds),
+        ("optimizer", states.optimizer / GIB, ("fp32 master + Adam moments" if s.bf16 and s.zero_stage else
+                                                "Adam moments in the parameters' dtype") + ds),
         ("gathered layer", states.gathered / GIB, "ZeRO-3: the largest layer whole" if s.zero_stage == 3 else ""),
         ("activations", acts.kept / GIB, f"kept for the backward: {s.micro_batch} rows x {seq} tokens, "
          f"checkpointing {ckpt} ({'off' if s.gradient_checkpointing else 'on'}: {other.kept / GIB:.2f}), "
@@ -716,7 +719,7 @@ def _remedies(s: Settings) -> list[tuple[str, dict[str, Any]]]:
     """Changes in the order of what they cost (speed first, then image detail, then the method), as flags."""
     out: list[tuple[str, dict[str, Any]]] = []
     if s.kind == "grpo" and s.use_vllm and s.vllm_mode == "colocate":
-        need = vllm_needs(s, model_counts(Path(s.model_config))) / (s.gpu_gib * GIB)
+        need = vllm_needs(s, model_counts(Path(s.model_config), s.num_layers, s.vision_depth)) / (s.gpu_gib * GIB)
         share = math.ceil(need * 20) / 20
         if share > s.vllm_gpu_memory_utilization and share < 0.9:
             out.append(("vLLM's share raised to hold the weights and KV cache", {"vllm_gpu_memory_utilization": share}))
@@ -750,8 +753,10 @@ def apply_flags(s: Settings, keys: dict[str, Any]) -> Settings:
         flags += [str(x) for x in v] if isinstance(v, list) else [str(v).lower() if isinstance(v, bool) else str(v)]
     if s.kind == "llamafactory":
         raise ValueError("remedies are planned for geo-r's own recipes; edit the LLaMA-Factory yaml")
-    return load_settings(s.recipe, flags, kind=s.kind, nproc=s.nproc, nnodes=s.nnodes, gpu_gib=s.gpu_gib,
-                         views=s.views, image_size=s.image_size, model_config=str(s.model_config))
+    new = load_settings(s.recipe, flags, kind=s.kind, nproc=s.nproc, nnodes=s.nnodes, gpu_gib=s.gpu_gib,
+                        views=s.views, image_size=s.image_size, model_config=str(s.model_config))
+    new.device, new.num_layers, new.vision_depth = s.device, s.num_layers, s.vision_depth
+    return new
 
 
 def remedy_flags(keys: dict[str, Any]) -> str:
@@ -776,10 +781,15 @@ def find_remedy(s: Settings) -> str:
     return tight or "no single change fits: more GPUs (ZeRO-3 shards the model states), or a larger card"
 
 
+def _short(path: str) -> str:
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else path
+
+
 def format_plan(p: Plan) -> str:
     s = p.settings
     m = p.counts
-    head = (f"{s.recipe} ({s.kind}, {Path(str(s.model_config)).stem}), {s.gpus} GPU(s) of {s.gpu_gib:g} GiB, "
+    head = (f"{_short(s.recipe)} ({s.kind}, {Path(str(s.model_config)).stem}), {s.gpus} GPU(s) of {s.gpu_gib:g} GiB, "
             f"{s.views} view(s) of {s.image_size[0]}x{s.image_size[1]} -> {image_tokens(s, m)[0]} image tokens each, "
             f"prompt {p.prompt} tokens")
     lines = [head, f"{'per GPU':<17}{'GiB':>8}"]
@@ -827,11 +837,85 @@ def markdown_table(nprocs: Sequence[int] = (1, 8), cards: Sequence[int] = tuple(
                 p = plan(load_settings(str(REPO / recipe), flags, nproc=n, gpu_gib=CARDS[c], views=views))
                 mark = {"fits": "fits", "tight": "**tight**", "does not fit": "**does not fit**"}[p.verdict]
                 cells.append(f"{p.total_gib:.1f} {mark}")
-                if p.remedy and c == 80:
+                if p.remedy:
                     remedies.append(f"- {label}, {n} x {c} GB: {p.remedy}")
             lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + ("\n\nCheapest change that fits on 80 GB cards:\n\n" + "\n".join(remedies)
+    return "\n".join(lines) + ("\n\nThe cheapest change that fits, where a recipe does not:\n\n" + "\n".join(remedies)
                                if remedies else "")
+
+
+def _check_rows(path: Path) -> list[str]:
+    """bench/memory_check.py's measured-vs-planned figures, as table rows."""
+    if not path.is_file():
+        return ["(no measurements yet: `python bench/memory_check.py` appends them to bench/results/memory_check.jsonl)"]
+    lines = ["| views | completion | rows | checkpointing | prompt | measured GiB | planned GiB | planned / measured |",
+             "|---|---|---|---|---|---|---|---|"]
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        lines.append(f"| {r['views']} | {r['completion']} | {r['rows']} | {'on' if r['checkpointing'] else 'off'} | "
+                     f"{r['prompt_tokens']} | {r['measured_bytes'] / GIB:.3f} | {r['planned_bytes'] / GIB:.3f} | "
+                     f"{r['ratio']:.3f} |")
+    return lines
+
+
+def _attention_note() -> str:
+    recipe = str(REPO / "data_config/geo_r_3b.yaml")
+    kept = {}
+    for attn in ("sdpa", "flash_attention_2"):
+        for ckpt in ("true", "false"):
+            s = load_settings(recipe, ["--attn_implementation", attn, "--gradient_checkpointing", ckpt])
+            kept[attn, ckpt] = activation_bytes(s, model_counts(Path(s.model_config))).kept / GIB
+    return (f"flash-attn against sdpa (geo_r_3b.yaml, 8 rows of 1,093 tokens): the activations kept for the backward "
+            f"are {kept['flash_attention_2', 'true']:.2f} against {kept['sdpa', 'true']:.2f} GiB with gradient "
+            f"checkpointing, {kept['flash_attention_2', 'false']:.1f} against {kept['sdpa', 'false']:.1f} GiB without "
+            "(sdpa with a padding mask repeats k and v to every query head and keeps the mask; flash-attn does neither). "
+            "Without a prebuilt flash-attn wheel `setup.sh --gpu` says so and the recipes run on sdpa.")
+
+
+def markdown_document() -> str:
+    """docs/memory_plan.md: the table of every shipped recipe, one plan in full, and the check of the formulas."""
+    example = plan(load_settings(str(REPO / "data_config/geo_r_3b.yaml"), nproc=8, gpu_gib=CARDS[80]))
+    parts = [
+        "# Memory plan of the shipped recipes",
+        "",
+        "Generated by `python -m open_r1.plan --table docs/memory_plan.md`; plan any recipe with your own flags and",
+        "card with `python -m open_r1.plan --config RECIPE --nproc 8 --gpu_gib 80 [--key value ...]`.",
+        "",
+        "Per GPU, in GiB, for one 1024x768 photo per row unless the row says 4 views (494 image tokens each at",
+        "`max_pixels` 401408). Model states are DeepSpeed's own estimate (`estimate_zero3_model_states_mem_needs`,",
+        "`estimate_zero2_model_states_mem_needs`) over parameters counted on the meta device, with frozen and LoRA",
+        "parameters counted apart; activations, TRL's log-prob head, generation (vLLM's reserved share, or the KV cache",
+        "and ZeRO-3's gathered weights under transformers generation) and the reference model come from the recipe's",
+        f"shapes; {RUNTIME_GIB:g} GiB is added for the CUDA context and NCCL. \"fits\": at most {TIGHT_SHARE:.0%} of",
+        "the card; \"tight\": within the card. The card sizes are what torch reports for A10G / L4, A100 40 GB,",
+        "A100 / H100 80 GB and H200.",
+        "",
+        markdown_table(),
+        "",
+        "LLaMA-Factory recipes are planned for 4 views at their `cutoff_len`; the grpo_variants overlays change no key",
+        "that moves memory, so they plan as the recipe they overlay (their own model line is the tiny model).",
+        "",
+        _attention_note(),
+        "",
+        "## One plan in full: geo_r_3b.yaml on 8 x 80 GB",
+        "",
+        "```",
+        format_plan(example),
+        "```",
+        "",
+        "## The formulas against torch's accounting",
+        "",
+        "`python bench/memory_check.py` runs the policy pass of a GRPO step as TRL 1.16 runs it (fused log-prob head on",
+        "the completion tokens, image dedupe, a padded batch, sdpa, bf16) on a Qwen2.5-VL at the real 3B widths and",
+        "vocabulary but 2 decoder layers and 2 vision blocks, on a CPU, and records the peak of everything but the",
+        "parameters and their gradients with torch's MemTracker; the planner's figure is its activations plus the",
+        "backward peak (log-prob head or one recomputed layer) for the same shapes. On a CPU TRL's head projects every",
+        "position through its torch fallback, which the planner models for `device` cpu; `bench/gpu_check.sh` makes",
+        "the same comparison on a GPU at full depth with `torch.cuda.max_memory_allocated`.",
+        "",
+        *_check_rows(REPO / "bench/results/memory_check.jsonl"),
+    ]
+    return "\n".join(parts) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -844,10 +928,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image_size", default=f"{PHOTO[0]}x{PHOTO[1]}", help="the photos' size, WxH")
     parser.add_argument("--kind", choices=["grpo", "sft", "llamafactory"], help="default: read off the recipe")
     parser.add_argument("--model_config", help="a config.json for a model the planner does not know by name")
-    parser.add_argument("--table", metavar="OUT.md", help="write the table of every shipped recipe to this file")
+    parser.add_argument("--table", metavar="OUT.md", help="write the plan of every shipped recipe to this file")
     args, flags = parser.parse_known_args(argv)
     if args.table:
-        Path(args.table).write_text(markdown_table() + "\n")
+        Path(args.table).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.table).write_text(markdown_document())
         print(f"wrote {args.table}")
         return 0
     if not args.config:
