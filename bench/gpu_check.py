@@ -48,9 +48,10 @@ def run_one(spec: dict) -> dict:
     from open_r1 import plan as planner
     from open_r1.data import load_rows
     from open_r1.data.dataset import rows_to_dataset, with_images
+    from open_r1.modeling.chat_template import QWEN2_5_VL_CHAT_TEMPLATE
     from open_r1.modeling.loading import ensure_left_padding
     from open_r1.rewards import build_reward_funcs
-    from open_r1.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE, build_processor
+    from open_r1.tiny_model import build_processor
     from open_r1.training.grpo import build_grpo_trainer
 
     cuda = torch.cuda.is_available()

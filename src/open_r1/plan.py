@@ -401,7 +401,8 @@ def image_tokens(s: Settings, m: ModelCounts) -> tuple[int, int]:
 @functools.cache
 def _count_text_tokens(template: str) -> int:
     from open_r1.answer.format import build_question
-    from open_r1.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE, build_tokenizer
+    from open_r1.modeling.chat_template import QWEN2_5_VL_CHAT_TEMPLATE
+    from open_r1.tiny_model import build_tokenizer
 
     tokenizer = build_tokenizer("qwen")
     text = build_question("Where was this photo taken?", True, template)
