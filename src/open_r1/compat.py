@@ -103,6 +103,8 @@ INTERNALS: tuple[Internal, ...] = (
     *(Internal("trl.trainer.utils:RepeatSampler", name, "instance attribute", f"epoch reseeding: {why}")
       for name, why in (("seed", "the sampler's seed, to draw epoch e's order from (seed + e)"),
                         ("generator", "the sampler's own generator, run on from epoch to epoch (no set_epoch)"))),
+    Internal("trl.trainer.utils", "_use_triton", "callable",
+             "CPU runs: TRL's fused log-prob head scores only the completion tokens, as it does on GPUs", ("device",)),
     Internal("accelerate.data_loader:DataLoaderAdapter", "base_dataloader", "instance attribute",
              "epoch reseeding: the data loader accelerate's prepared loader wraps, to find TRL's sampler"),
 )
@@ -263,3 +265,29 @@ def reseed_repeat_sampler(loader: Any, epoch: int) -> bool:
             return True
         todo.extend(getattr(obj, name, None) for name in ("batch_sampler", "sampler", "base_dataloader"))
     return False
+
+
+# --- TRL's fused log-prob head ------------------------------------------------------------------------------
+
+
+def score_completion_tokens_only(enabled: bool = True) -> None:
+    """Let TRL's fused log-prob head score only the labelled positions (the completion tokens) on a CPU too.
+
+    TRL does so where Triton runs (CUDA, XPU) and scores every position elsewhere, to keep tile shapes fixed for
+    graph compilers. A CPU compiles nothing, and scoring a 4-view prompt's 2,000 positions against the 151,936-token
+    vocabulary costs [tokens x 32,768] fp32 tiles (2.5 GB at 4,000 tokens) and most of the step's time for
+    nothing: the prompt positions are masked out of the loss. Each scored row is computed as before."""
+    import trl.trainer.utils as trl_utils
+
+    current = trl_utils._use_triton
+    original = getattr(current, "__wrapped__", current)
+    if not enabled:
+        trl_utils._use_triton = original
+        return
+
+    def compact_on_cpu(device) -> bool:
+        return device.type == "cpu" or original(device)
+
+    compact_on_cpu.__wrapped__ = original
+    trl_utils._use_triton = compact_on_cpu
+

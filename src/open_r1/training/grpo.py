@@ -11,6 +11,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import GRPOConfig, GRPOTrainer
 
+from open_r1.compat import score_completion_tokens_only
 from open_r1.modeling.chat_template import enable_tool_calls
 from open_r1.modeling.image_dedupe import encode_images_once
 from open_r1.modeling.loading import ensure_left_padding
@@ -69,6 +70,7 @@ def build_grpo_trainer(
         raise ValueError(f"--reward_weights has {len(args.reward_weights)} values for {len(names)} rewards {names}")
     resolve_generation_backend(args)
     resolve_reporting(args)
+    score_completion_tokens_only()  # CPU: the log-prob head skips the prompt positions, as TRL does on GPUs
     tool_kwargs = {}
     if toolset is not None and toolset.names:
         enable_tool_calls(processor)

@@ -1,0 +1,73 @@
+"""On a CPU, TRL's fused log-prob head scores only the completion tokens once GRPO is wired (as TRL does on GPUs):
+the same per-token log-probs and gradients as scoring every position, for a fraction of the rows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from open_r1.compat import score_completion_tokens_only
+
+
+@pytest.fixture
+def fused_model(tiny_model_dir):
+    from transformers import AutoModelForImageTextToText
+    from trl.trainer import utils as trl_utils
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy"))
+    yield model
+    score_completion_tokens_only(False)
+
+
+def scored(model, compact: bool, rows_seen: list[int]):
+    from trl.trainer import utils as trl_utils
+
+    score_completion_tokens_only(compact)
+    function = trl_utils._ChunkedLogProbFunction
+
+    def counting(hidden, *args):
+        rows_seen.append(hidden.shape[0])
+        return function.apply(hidden, *args)
+
+    torch.manual_seed(0)
+    input_ids = torch.randint(0, 900, (2, 40))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, :5] = 0  # left padding on the first row
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+    labels[:, :-8] = -100  # 8 completion tokens, as TRL labels them
+    model.zero_grad()
+    trl_utils._ChunkedLogProbFunction = type("Counting", (), {"apply": staticmethod(counting)})
+    try:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True)
+    finally:
+        trl_utils._ChunkedLogProbFunction = function
+    logps = out.log_probs[:, -8:]
+    (logps.sum() + out.entropy[:, -8:].sum()).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return logps.detach(), out.entropy[:, -8:].detach(), grads
+
+
+def test_completion_only_scoring_matches_scoring_every_position(fused_model):
+    every, only = [], []
+    full_logps, full_entropy, full_grads = scored(fused_model, False, every)
+    logps, entropy, grads = scored(fused_model, True, only)
+    assert every == [2 * 39] and only == [2 * 8]  # every shifted position, then the labelled ones alone
+    torch.testing.assert_close(logps, full_logps, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(entropy, full_entropy, rtol=1e-5, atol=1e-5)
+    assert grads.keys() == full_grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_grpo_wiring_turns_completion_only_scoring_on_for_cpus():
+    from trl.trainer import utils as trl_utils
+
+    score_completion_tokens_only(False)
+    assert not trl_utils._use_triton(torch.device("cpu"))
+    score_completion_tokens_only()
+    score_completion_tokens_only()  # twice: still one wrapper
+    assert trl_utils._use_triton(torch.device("cpu"))
+    assert trl_utils._use_triton.__wrapped__.__name__ == "_use_triton"
+    score_completion_tokens_only(False)
+    assert not trl_utils._use_triton(torch.device("cpu"))
