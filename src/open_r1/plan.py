@@ -706,7 +706,11 @@ def plan(s: Settings, *, remedy: bool = True) -> Plan:
         ("reference model", ref / GIB, ref_what),
         ("runtime", RUNTIME_GIB, "CUDA context, NCCL, allocator"),
     ]
-    total = sum(g for _, g, _ in rows)
+    # generation (transformers) and the policy pass come one after the other: the larger phase counts; vLLM's share
+    # stays reserved through both
+    colocated = s.kind == "grpo" and s.use_vllm and s.vllm_mode == "colocate"
+    training = acts.kept + max(head, acts.recompute)
+    total = sum(g for _, g, _ in rows) - (0 if colocated else min(gen, training) / GIB)
     verdict = _verdict(total, s.gpu_gib)
     if s.kind == "grpo" and s.use_vllm and s.vllm_mode == "colocate" and gen < vllm_needs(s, m):
         verdict = "does not fit"  # vLLM cannot load the model into its share
@@ -796,7 +800,9 @@ def format_plan(p: Plan) -> str:
     lines = [head, f"{'per GPU':<17}{'GiB':>8}"]
     for name, gib, note in p.rows:
         lines.append(f"  {name:<15}{gib:>8.2f}  {note}")
-    lines.append(f"  {'total':<15}{p.total_gib:>8.2f}")
+    apart = p.settings.kind == "grpo" and not (p.settings.use_vllm and p.settings.vllm_mode == "colocate")
+    lines.append(f"  {'total':<15}{p.total_gib:>8.2f}" + ("  generation and the policy pass come one after the other: "
+                                                          "the larger of the two counts" if apart else ""))
     lines.append(f"  {'card':<15}{p.card_gib:>8.2f}")
     lines.append(f"  {'headroom':<15}{p.headroom_gib:>8.2f}  ({p.headroom_gib / p.card_gib:.0%} of the card)")
     lines.append(f"verdict: {p.verdict}" + (f"; cheapest change that fits: {p.remedy}" if p.remedy else ""))
@@ -837,7 +843,8 @@ def markdown_table(nprocs: Sequence[int] = (1, 8), cards: Sequence[int] = tuple(
             for c in cards:
                 p = plan(load_settings(str(REPO / recipe), flags, nproc=n, gpu_gib=CARDS[c], views=views))
                 mark = {"fits": "fits", "tight": "**tight**", "does not fit": "**does not fit**"}[p.verdict]
-                cells.append(f"{p.total_gib:.1f} {mark}")
+                short = " (vLLM's share too small)" if p.verdict == "does not fit" and p.total_gib <= p.card_gib else ""
+                cells.append(f"{p.total_gib:.1f} {mark}{short}")
                 if p.remedy:
                     remedies.append(f"- {label}, {n} x {c} GB: {p.remedy}")
             lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
