@@ -5,7 +5,7 @@ Model states come from DeepSpeed's own estimator over parameters counted on the 
 1.16 and transformers compute them. A verdict names the cheapest change that makes a recipe fit.
 
     python -m open_r1.plan --config data_config/geo_r_3b.yaml --nproc 8 --gpu_gib 80 [--any_recipe_key value]
-    python -m open_r1.plan --table docs/memory_plan.md        # every shipped recipe on 1 and 8 GPUs of 4 sizes
+    python -m open_r1.plan --table -            # every shipped recipe on 1 and 8 GPUs of 4 sizes (docs/memory_plan.md)
 """
 
 from __future__ import annotations
@@ -936,8 +936,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image_size", default=f"{PHOTO[0]}x{PHOTO[1]}", help="the photos' size, WxH")
     parser.add_argument("--kind", choices=["grpo", "sft", "llamafactory"], help="default: read off the recipe")
     parser.add_argument("--model_config", help="a config.json for a model the planner does not know by name")
-    parser.add_argument("--table", metavar="OUT.md", help="write the plan of every shipped recipe to this file")
+    parser.add_argument("--table", metavar="OUT.md", help="write the plan of every shipped recipe to this file ('-': print it)")
     args, flags = parser.parse_known_args(argv)
+    if args.table == "-":
+        print(markdown_document())
+        return 0
     if args.table:
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)
         Path(args.table).write_text(markdown_document())
