@@ -52,6 +52,8 @@ def _start(prefix: str) -> None:
                 out.write(f"{label:20s} before {before:6.2f}  peak {_status('VmHWM:'):6.2f}  after "
                           f"{_status('VmRSS:'):6.2f} GB  {time.monotonic() - started:7.1f} s\n")
 
+        setattr(owner, name, measured)
+
     def patch_when_imported() -> None:
         todo = list(PHASES)
         while todo:
