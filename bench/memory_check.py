@@ -5,8 +5,8 @@ geo-r's image dedupe, left-padded rows, sdpa) on a Qwen2.5-VL at the real 3B wid
 (2 decoder layers, 2 vision blocks), randomly initialised in bf16 on the CPU; nothing is downloaded. torch's
 MemTracker (torch.distributed._tools) records every tensor the forward and backward allocate; the figure compared
 is the peak of everything but the parameters and their gradients, next to `open_r1.plan`'s activations + head for
-the same shapes on the same device (on a CPU, TRL's head scores every position through its torch fallback, and
-the planner's CPU figure says so). On a GPU, `bench/gpu_check.sh` compares the full-depth model with `torch.cuda.max_memory_allocated`.
+the same shapes on the same device (on a CPU, TRL's head scores the completion positions as geo-r's trainer has it
+do there, and folds its tiles through fp32 copies, which the planner's CPU figure adds). On a GPU, `bench/gpu_check.sh` compares the full-depth model with `torch.cuda.max_memory_allocated`.
 
     python bench/memory_check.py                      # 1 and 4 views x 128 and 512 completion tokens (~2 min)
     python bench/memory_check.py --views 1 --completion 128 --rows 2
@@ -123,7 +123,10 @@ def main() -> None:
 
     from trl.trainer.utils import add_fused_lm_head
 
+    from open_r1.compat import score_completion_tokens_only
     from open_r1.modeling.image_dedupe import encode_images_once
+
+    score_completion_tokens_only()  # as build_grpo_trainer does: the completion positions only, as on a GPU
 
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -490,7 +490,8 @@ def head_bytes(s: Settings, m: ModelCounts, *, rows: int | None = None, completi
     GRPO (TRL 1.16's fused head, always on): only completion positions are projected, in tiles of 4,096 tokens x
     32,768 vocabulary columns; it keeps the completion's hidden states, and its backward accumulates the hidden
     states' and (when trained) the head weight's gradients in fp32, then casts them back. Where Triton does not run
-    (`s.device` "cpu"), TRL's torch fallback scores every position and folds each tile through fp32 copies. SFT and
+    (`s.device` "cpu"), TRL's torch fallback folds each tile through fp32 copies (geo-r's trainer keeps it to the
+    completion positions there too: `open_r1.compat.score_completion_tokens_only`). SFT and
     LLaMA-Factory (the model's own loss): bf16 logits over every position, their fp32 upcast and log-softmax, and
     its fp32 gradient (14 bytes per logit)."""
     act = 2 if s.bf16 else 4
@@ -505,7 +506,7 @@ def head_bytes(s: Settings, m: ModelCounts, *, rows: int | None = None, completi
         positions = rows * completion if s.kind == "grpo" else rows * seq  # TRL before its fused head: completions
         return positions * m.vocab * (act + 4 + 4 + 4)
     cpu = s.device == "cpu"
-    n = rows * (seq - 1 if cpu else completion)
+    n = rows * completion
     tile_rows = min(n, TOKEN_CHUNK)
     common = n * m.hidden * act + n * m.hidden * 4  # the kept hidden states, their fp32 gradient
     weight_grad = m.head_params * 4 if not s.use_peft else 0
@@ -917,9 +918,9 @@ def markdown_document() -> str:
         "the completion tokens, image dedupe, a padded batch, sdpa, bf16) on a Qwen2.5-VL at the real 3B widths and",
         "vocabulary but 2 decoder layers and 2 vision blocks, on a CPU, and records the peak of everything but the",
         "parameters and their gradients with torch's MemTracker; the planner's figure is its activations plus the",
-        "backward peak (log-prob head or one recomputed layer) for the same shapes. On a CPU TRL's head projects every",
-        "position through its torch fallback, which the planner models for `device` cpu; `bench/gpu_check.sh` makes",
-        "the same comparison on a GPU at full depth with `torch.cuda.max_memory_allocated`.",
+        "backward peak (log-prob head or one recomputed layer) for the same shapes. On a CPU TRL's head folds its",
+        "tiles through fp32 copies (Triton does it in place on a GPU), which the planner adds for `device` cpu;",
+        "`bench/gpu_check.sh` makes the same comparison on a GPU at full depth with `torch.cuda.max_memory_allocated`.",
         "",
         *_check_rows(REPO / "bench/results/memory_check.jsonl"),
     ]
