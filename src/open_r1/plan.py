@@ -389,7 +389,7 @@ def lora_params(m: ModelCounts, targets: Sequence[str], r: int) -> tuple[int, li
 
 def image_tokens(s: Settings, m: ModelCounts) -> tuple[int, int]:
     """(LM tokens, vision patches) of one photo of `s.image_size` under the recipe's pixel bounds."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+    from open_r1.compat import smart_resize
 
     factor = m.patch * m.merge
     h, w = smart_resize(s.image_size[1], s.image_size[0], factor=factor, min_pixels=s.min_pixels,
@@ -539,8 +539,7 @@ def trainable_params(s: Settings, m: ModelCounts) -> int:
 
 def deepspeed_estimate(s: Settings, m: ModelCounts) -> tuple[int, int]:
     """(GPU bytes, CPU bytes) per GPU from DeepSpeed's count-based estimators, every parameter trained."""
-    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+    from open_r1.compat import estimate_zero2_model_states_mem_needs, estimate_zero3_model_states_mem_needs
 
     if s.zero_stage == 3:
         cpu, gpu, _ = estimate_zero3_model_states_mem_needs(
