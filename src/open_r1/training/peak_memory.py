@@ -61,7 +61,7 @@ class PeakMemory:
     pids: dict[int, str] = field(default_factory=dict)
 
     def poll(self) -> None:
-        for pid in _descendants(self.root):
+        for pid in [self.root, *_descendants(self.root)]:
             found = _rank_and_hwm(pid)
             if found is None:
                 continue
