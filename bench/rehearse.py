@@ -108,12 +108,14 @@ def stage(r: Rehearsal, name: str, what: str, cmd: list[str], env: dict, changes
     ok = rc == expect_rc
     verdict = check() if ok and check else ("" if ok else f"exit {rc}, expected {expect_rc}: see {log}")
     row = {
-        "stage": name, "what": what, "wall_s": round(seconds), "ok": ok and not verdict.startswith("FAIL"),
+        "stage": name, "what": what, "command": " ".join(cmd[1:] if cmd[0] == "bash" else cmd[2:]),
+        "wall_s": round(seconds), "ok": ok and not verdict.startswith("FAIL"),
         "peak_gb": {k: round(v / 1e9, 2) for k, v in peak.ranks().items()},
         "prompt_tokens_per_step": prompt, "completion_tokens_per_step": completion,
         "changes": changes + overrides(log, since), "result": verdict,
     }
     r.rows.append(row)
+    print(f"[rehearse] {name}: {row['command']}", flush=True)
     print(f"[rehearse] {name}: {'ok' if row['ok'] else 'FAILED'} in {row['wall_s']} s, peak RSS per rank "
           f"{row['peak_gb']} GB, tokens/step prompt {prompt} completion {completion}  {verdict}", flush=True)
     for change in row["changes"]:

@@ -20,7 +20,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
-from open_r1.compat import vision_language_collator, without_zero3
+from open_r1.compat import score_completion_tokens_only, vision_language_collator, without_zero3
 from open_r1.data.dataset import prompt_messages
 from open_r1.data.images import load_image
 from open_r1.data.rows import Row
@@ -121,6 +121,7 @@ def build_sft_trainer(
     if "episode" in train_dataset.column_names:
         collator = AssistantTurnsOnly(vision_language_collator(processor, args.max_length), processor.tokenizer)
     resolve_reporting(args)
+    score_completion_tokens_only()  # CPU: the log-prob head skips the prompt positions, as TRL does on GPUs
     return SFTTrainer(
         data_collator=collator,
         model=model,
