@@ -60,14 +60,39 @@ def test_completion_only_scoring_matches_scoring_every_position(fused_model):
         torch.testing.assert_close(grads[name], full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_grpo_wiring_turns_completion_only_scoring_on_for_cpus():
+def test_the_switch_wraps_once_and_restores_trl():
     from trl.trainer import utils as trl_utils
 
     score_completion_tokens_only(False)
     assert not trl_utils._use_triton(torch.device("cpu"))
     score_completion_tokens_only()
-    score_completion_tokens_only()  # twice: still one wrapper
+    score_completion_tokens_only()  # twice: still one wrapper around TRL's own
     assert trl_utils._use_triton(torch.device("cpu"))
     assert trl_utils._use_triton.__wrapped__.__name__ == "_use_triton"
     score_completion_tokens_only(False)
     assert not trl_utils._use_triton(torch.device("cpu"))
+
+
+def test_grpo_wiring_turns_it_on(tmp_path, tiny_model_dir, demo_data):
+    from transformers import AutoProcessor
+    from trl import GRPOConfig, ModelConfig
+    from trl.trainer import utils as trl_utils
+
+    from open_r1.data import load_rows
+    from open_r1.data.dataset import rows_to_dataset, with_images
+    from open_r1.modeling.loading import load_model
+    from open_r1.rewards import build_reward_funcs
+    from open_r1.training.grpo import build_grpo_trainer
+
+    score_completion_tokens_only(False)
+    train, _, images = demo_data
+    rows = load_rows(str(train), str(images))[:2]
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_steps=1,
+                      report_to=[], use_cpu=True, bf16=False, save_strategy="no")
+    build_grpo_trainer(load_model(ModelConfig(model_name_or_path=str(tiny_model_dir))),
+                       AutoProcessor.from_pretrained(tiny_model_dir), build_reward_funcs(["format"], {}), args,
+                       train_dataset=with_images(rows_to_dataset(rows), max_pixels=112 * 112))
+    try:
+        assert trl_utils._use_triton(torch.device("cpu"))
+    finally:
+        score_completion_tokens_only(False)
