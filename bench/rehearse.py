@@ -128,12 +128,15 @@ def bash(script: str, *flags: str) -> list[str]:
 
 
 def finished(output_dir: Path, steps: int) -> Callable[[], str]:
+    """A check that the run saved its final model (a LoRA run: its adapter) at step `steps`."""
     def check() -> str:
         done = output_dir / "run_finished.json"
-        if not done.is_file() or not (output_dir / "model.safetensors").is_file():
+        weights = [name for name in ("model.safetensors", "adapter_model.safetensors") if (output_dir / name).is_file()]
+        if not done.is_file() or not weights:
             return f"FAIL: no final model and run_finished.json in {output_dir}"
         step = json.loads(done.read_text())["global_step"]
-        return f"final model at step {step}" if step == steps else f"FAIL: finished at step {step}, not {steps}"
+        saved = "final adapter" if weights == ["adapter_model.safetensors"] else "final model"
+        return f"{saved} at step {step}" if step == steps else f"FAIL: finished at step {step}, not {steps}"
     return check
 
 
@@ -200,13 +203,16 @@ def eval_3b(r: Rehearsal) -> None:
            "--max_new_tokens", "16"], {}, ["--max_new_tokens 16"])
 
 
-def variants_3b(r: Rehearsal) -> None:
+def lora_3b(r: Rehearsal) -> None:
     out = r.path("lora-3b")
     stage(r, "lora-3b", "run_grpo_rec_lora.sh (LoRA r=64 on every projection), ZeRO-2, 1 step",
           bash("run_grpo_rec_lora.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1"),
           r.env(MODEL=str(r.model_3b), CONFIG="data_config/geo_r_3b.yaml", OUTPUT_DIR=str(out),
                 DS_CONFIG=str(REPO / "local_scripts/zero2_cpu.json")),
           ["DS_CONFIG=zero2_cpu.json"], output_dir=out, check=finished(out, 1))
+
+
+def frozen_vision_3b(r: Rehearsal) -> None:
     out = r.path("frozen-vision-3b")
     stage(r, "frozen-vision-3b", "GRPO with --freeze_vision_modules true, ZeRO-3, 1 step",
           bash("run_grpo_rec.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1", "--freeze_vision_modules", "true"),
@@ -268,7 +274,8 @@ def lora_7b(r: Rehearsal) -> None:
 
 
 STAGES: dict[str, Callable[[Rehearsal], None]] = {
-    "build": build_models, "sft-3b": sft_3b, "grpo-3b": grpo_3b, "eval-3b": eval_3b, "variants-3b": variants_3b,
+    "build": build_models, "sft-3b": sft_3b, "grpo-3b": grpo_3b, "eval-3b": eval_3b, "lora-3b": lora_3b,
+    "frozen-vision-3b": frozen_vision_3b,
     "llamafactory-3b": llamafactory_3b, "two-nodes-3b": two_nodes_3b, "lora-7b": lora_7b,
 }
 
