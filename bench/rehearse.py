@@ -3,7 +3,8 @@ on shallow Qwen2.5-VL-3B and -7B models (`python -m open_r1.tiny_model --shapes`
 and what makes a step short. Per stage it prints wall time, peak resident memory per rank, prompt and completion
 tokens per step and every change from the recipe, and appends the row to bench/results/rehearsal.jsonl.
 
-    .venv/bin/python bench/rehearse.py                          # every stage (about 40 minutes on 2 idle cores)
+    .venv/bin/python bench/rehearse.py                          # every stage: about 45 minutes on 2 cores, 24 GB
+                                                                # of memory and 25 GB of disk
     .venv/bin/python bench/rehearse.py --stages sft-3b grpo-3b  # some stages (later ones reuse earlier outputs)
     .venv/bin/python bench/rehearse.py --table_only --markdown  # the recorded table
 """
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -94,7 +96,10 @@ def overrides(log: Path, since: int) -> list[str]:
 
 def stage(r: Rehearsal, name: str, what: str, cmd: list[str], env: dict, changes: list[str], *,
           output_dir: Path | None = None, completions_per_step: int = 4, expect_rc: int = 0,
-          on_poll: Callable[[PeakMemory], None] | None = None, check: Callable[[], str] | None = None) -> dict:
+          on_poll: Callable[[PeakMemory], None] | None = None, check: Callable[[], str] | None = None,
+          prune: tuple[Path, ...] | None = None) -> dict:
+    """Run one stage and record its row. Afterwards the checkpoints under `prune` (default: `output_dir`) are
+    deleted: at 3B widths each holds 7-10 GB of optimizer states, and every stage keeps its final model."""
     log = r.path("logs", f"{name}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     since = log.stat().st_size if log.exists() else 0
@@ -115,6 +120,9 @@ def stage(r: Rehearsal, name: str, what: str, cmd: list[str], env: dict, changes
         "changes": changes + overrides(log, since), "result": verdict,
     }
     r.rows.append(row)
+    for folder in prune if prune is not None else ((output_dir,) if output_dir else ()):
+        for checkpoint in Path(folder).glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
     print(f"[rehearse] {name}: {row['command']}", flush=True)
     print(f"[rehearse] {name}: {'ok' if row['ok'] else 'FAILED'} in {row['wall_s']} s, peak RSS per rank "
           f"{row['peak_gb']} GB, tokens/step prompt {prompt} completion {completion}  {verdict}", flush=True)
@@ -157,7 +165,8 @@ def sft_3b(r: Rehearsal) -> None:
     stage(r, "sft-3b", "native SFT warm start, sft_3b.yaml, ZeRO-3, 2 processes, 2 steps",
           bash("run_sft.sh", *SHORT_SFT, "--max_steps", "2", "--save_steps", "2"),
           r.env(MODEL=str(r.model_3b), CONFIG="data_config/sft_3b.yaml", OUTPUT_DIR=str(out)),
-          ["DS_CONFIG=zero3_cpu.json"], check=lambda: "" if (out / "model.safetensors").is_file() else "FAIL: no model")
+          ["DS_CONFIG=zero3_cpu.json"], check=lambda: "" if (out / "model.safetensors").is_file() else "FAIL: no model",
+          prune=(out,))
 
 
 def grpo_3b(r: Rehearsal) -> None:
@@ -179,7 +188,7 @@ def grpo_3b(r: Rehearsal) -> None:
 
     stage(r, "grpo-3b", "GRPO geo_r_3b.yaml, ZeRO-3, 2 processes, 1024x768 photos and 4-view rows mixed; "
           "checkpoint at step 2, then kill -9 of rank 1", cmd, env, ["DS_CONFIG=zero3_cpu.json"], output_dir=out,
-          expect_rc=1, on_poll=kill_after_checkpoint,
+          expect_rc=1, on_poll=kill_after_checkpoint, prune=(),
           check=lambda: "rank 1 killed after checkpoint-2" if killed else "FAIL: the kill never happened")
     stage(r, "resume-3b", "the same command again: resume from checkpoint-2 to step 3, final save", cmd, env,
           ["DS_CONFIG=zero3_cpu.json"], output_dir=out, check=finished(out, 3))
@@ -229,7 +238,7 @@ def llamafactory_3b(r: Rehearsal) -> None:
                 WARM_START="llamafactory", WARM_START_DIR=str(r.path("llamafactory-sft")),
                 SFT_CONFIG="local_scripts/llamafactory/qwen2_5_vl_full_sft.yaml", SFT_FLAGS=LF_SHORT),
           ["DS_CONFIG=zero3_cpu.json (also for LLaMA-Factory)", f"SFT_FLAGS={LF_SHORT}"], output_dir=out,
-          check=finished(out, 1))
+          check=finished(out, 1), prune=(out, r.path("llamafactory-sft")))
 
 
 def free_port() -> int:
