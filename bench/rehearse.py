@@ -54,6 +54,7 @@ LF_SHORT = ("max_steps=2 save_steps=2 per_device_train_batch_size=1 gradient_acc
 class Rehearsal:
     out: Path
     phases: bool = False
+    results: Path | None = None  # each row is appended as its stage ends, so a stopped rehearsal keeps its figures
     rows: list[dict] = field(default_factory=list)
 
     def path(self, *parts: str) -> Path:
@@ -120,6 +121,7 @@ def stage(r: Rehearsal, name: str, what: str, cmd: list[str], env: dict, changes
         "changes": changes + overrides(log, since), "result": verdict,
     }
     r.rows.append(row)
+    record(r, row)
     for folder in prune if prune is not None else ((output_dir,) if output_dir else ()):
         for checkpoint in Path(folder).glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
@@ -129,6 +131,14 @@ def stage(r: Rehearsal, name: str, what: str, cmd: list[str], env: dict, changes
     for change in row["changes"]:
         print(f"[rehearse]     changed: {change}", flush=True)
     return row
+
+
+def record(r: Rehearsal, row: dict) -> None:
+    if r.results is not None:
+        r.results.parent.mkdir(parents=True, exist_ok=True)
+        with open(r.results, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({**row, "load": round(os.getloadavg()[0], 1), "date": time.strftime("%Y-%m-%d")})
+                         + "\n")
 
 
 def bash(script: str, *flags: str) -> list[str]:
@@ -154,7 +164,7 @@ def build_models(r: Rehearsal) -> None:
     for shapes, out in (("3b", r.model_3b), ("7b", r.model_7b)):
         stage(r, f"build-{shapes}", f"{shapes.upper()}-width Qwen2.5-VL, 2 text layers, 2 vision blocks, real vocabulary",
               [PY, "-m", "open_r1.tiny_model", "--shapes", shapes, "--num_layers", "2", "--vision_depth", "2",
-               "--out", str(out)], {}, [])
+               "--out", str(out), "--overwrite"], {}, [])
     demo = REPO / "data" / "demo"
     write_rehearsal_set(r.path("data"), demo / "train.jsonl", demo / "images", single=2, views=2)
     write_rehearsal_set(r.path("data"), demo / "test.jsonl", demo / "images", single=8, views=0, name="eval")
@@ -162,6 +172,7 @@ def build_models(r: Rehearsal) -> None:
 
 def sft_3b(r: Rehearsal) -> None:
     out = r.path("sft-3b")
+    shutil.rmtree(out, ignore_errors=True)
     stage(r, "sft-3b", "native SFT warm start, sft_3b.yaml, ZeRO-3, 2 processes, 2 steps",
           bash("run_sft.sh", *SHORT_SFT, "--max_steps", "2", "--save_steps", "2"),
           r.env(MODEL=str(r.model_3b), CONFIG="data_config/sft_3b.yaml", OUTPUT_DIR=str(out)),
@@ -172,6 +183,7 @@ def sft_3b(r: Rehearsal) -> None:
 def grpo_3b(r: Rehearsal) -> None:
     """GRPO from the warm start: a checkpoint at step 2, rank 1 killed with SIGKILL after it, resumed to step 3."""
     out = r.path("grpo-3b")
+    shutil.rmtree(out, ignore_errors=True)  # a finished run would be left alone
     start = r.path("sft-3b") if (r.path("sft-3b") / "model.safetensors").is_file() else r.model_3b
     env = r.env(MODEL=str(start), CONFIG="data_config/geo_r_3b.yaml", OUTPUT_DIR=str(out))
     cmd = bash("run_grpo_rec.sh", *SHORT_GRPO, "--max_steps", "3", "--save_steps", "2")
@@ -214,6 +226,7 @@ def eval_3b(r: Rehearsal) -> None:
 
 def lora_3b(r: Rehearsal) -> None:
     out = r.path("lora-3b")
+    shutil.rmtree(out, ignore_errors=True)  # a finished run would be left alone
     stage(r, "lora-3b", "run_grpo_rec_lora.sh (LoRA r=64 on every projection), ZeRO-2, 1 step",
           bash("run_grpo_rec_lora.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1"),
           r.env(MODEL=str(r.model_3b), CONFIG="data_config/geo_r_3b.yaml", OUTPUT_DIR=str(out),
@@ -223,6 +236,7 @@ def lora_3b(r: Rehearsal) -> None:
 
 def frozen_vision_3b(r: Rehearsal) -> None:
     out = r.path("frozen-vision-3b")
+    shutil.rmtree(out, ignore_errors=True)
     stage(r, "frozen-vision-3b", "GRPO with --freeze_vision_modules true, ZeRO-3, 1 step",
           bash("run_grpo_rec.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1", "--freeze_vision_modules", "true"),
           r.env(MODEL=str(r.model_3b), CONFIG="data_config/geo_r_3b.yaml", OUTPUT_DIR=str(out)),
@@ -231,6 +245,8 @@ def frozen_vision_3b(r: Rehearsal) -> None:
 
 def llamafactory_3b(r: Rehearsal) -> None:
     out = r.path("grpo-from-llamafactory")
+    for folder in (out, r.path("llamafactory-sft")):
+        shutil.rmtree(folder, ignore_errors=True)
     stage(r, "llamafactory-3b", "WARM_START=llamafactory: qwen2_5_vl_full_sft.yaml (template qwen2_vl) in .venv-sft, "
           "2 steps, ZeRO-3, 2 processes; then GRPO 1 step from its output",
           bash("run_grpo_rec.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1"),
@@ -248,16 +264,24 @@ def free_port() -> int:
 
 
 def two_nodes_3b(r: Rehearsal) -> None:
-    """Two launchers with NNODES=2 on one machine, one process each, through a real rendezvous."""
-    port, rows = str(free_port()), {}
+    """Two launchers with NNODES=2 on one machine, one process each, through a real rendezvous; each node has its
+    own output folder, and only node 0 may write the final model."""
+    port = str(free_port())
     outs = [r.path(f"two-nodes-3b-node{n}") for n in (0, 1)]
+    for folder in outs:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def node_1_wrote_nothing() -> str:
+        wrote = [p.name for p in outs[1].glob("*.safetensors")] + [p.name for p in outs[1].glob("run_finished.json")]
+        return f"FAIL: node 1 wrote {wrote}" if wrote else "node 1 wrote no final model"
 
     def node(n: int) -> None:
         env = r.env(MODEL=str(r.model_3b), CONFIG="data_config/geo_r_3b.yaml", OUTPUT_DIR=str(outs[n]), NNODES="2",
                     NODE_RANK=str(n), MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NPROC_PER_NODE="1")
-        rows[n] = stage(r, f"two-nodes-3b-node{n}", f"node {n} of 2 (NNODES=2, NODE_RANK={n}, one process), 1 step",
-                        bash("run_grpo_rec.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1"), env,
-                        ["DS_CONFIG=zero3_cpu.json", "NPROC_PER_NODE=1", "MASTER_ADDR=127.0.0.1"], output_dir=outs[n])
+        stage(r, f"two-nodes-3b-node{n}", f"node {n} of 2 (NNODES=2, NODE_RANK={n}, one process), 1 step",
+              bash("run_grpo_rec.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1"), env,
+              ["DS_CONFIG=zero3_cpu.json", "NPROC_PER_NODE=1", "MASTER_ADDR=127.0.0.1"], output_dir=outs[n],
+              check=finished(outs[0], 1) if n == 0 else node_1_wrote_nothing)
 
     threads = [threading.Thread(target=node, args=(n,)) for n in (0, 1)]
     for t in threads:
@@ -265,21 +289,17 @@ def two_nodes_3b(r: Rehearsal) -> None:
         time.sleep(2)
     for t in threads:
         t.join()
-    node1_model = [p.name for p in outs[1].glob("*.safetensors")]
-    rows[0]["result"] = finished(outs[0], 1)()
-    rows[1]["result"] = ("node 1 wrote no final model" if not node1_model and not (outs[1] / "run_finished.json").exists()
-                         else f"FAIL: node 1 wrote {node1_model}")
-    for row in rows.values():
-        row["ok"] = row["ok"] and not row["result"].startswith("FAIL")
 
 
 def lora_7b(r: Rehearsal) -> None:
     out = r.path("lora-7b")
-    stage(r, "lora-7b", "7B widths (untied embeddings, 3,584 wide): run_grpo_rec_lora.sh, frozen base, ZeRO-3, "
+    shutil.rmtree(out, ignore_errors=True)
+    stage(r, "lora-7b", "7B widths (untied embeddings, 3,584 wide): run_grpo_rec_lora.sh, frozen base, ZeRO-2, "
           "2 processes, 1 step",
           bash("run_grpo_rec_lora.sh", *SHORT_GRPO, "--max_steps", "1", "--save_steps", "1"),
-          r.env(MODEL=str(r.model_7b), CONFIG="data_config/geo_r_3b.yaml", OUTPUT_DIR=str(out)),
-          ["DS_CONFIG=zero3_cpu.json (the LoRA launcher's default is ZeRO-2)"], output_dir=out, check=finished(out, 1))
+          r.env(MODEL=str(r.model_7b), CONFIG="data_config/geo_r_3b.yaml", OUTPUT_DIR=str(out),
+                DS_CONFIG=str(REPO / "local_scripts/zero2_cpu.json")),
+          ["DS_CONFIG=zero2_cpu.json"], output_dir=out, check=finished(out, 1))
 
 
 STAGES: dict[str, Callable[[Rehearsal], None]] = {
@@ -317,19 +337,17 @@ def main() -> None:
     if args.table_only:
         rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
         latest = {row["stage"]: row for row in rows}
-        print(table(list(latest.values()), args.markdown))
+        order = ["build-3b", "build-7b", "sft-3b", "grpo-3b", "resume-3b", "reload-3b", "eval-3b", "predict-3b",
+                 "lora-3b", "frozen-vision-3b", "llamafactory-3b", "two-nodes-3b-node0", "two-nodes-3b-node1", "lora-7b"]
+        ranked = sorted(latest.values(), key=lambda row: order.index(row["stage"]) if row["stage"] in order else 99)
+        print(table(ranked, args.markdown))
         return
-    r = Rehearsal(args.out, args.phases)
+    r = Rehearsal(args.out, args.phases, args.results)
     r.out.mkdir(parents=True, exist_ok=True)
     if "build" not in args.stages and not (r.model_3b / "config.json").is_file():
         args.stages.insert(0, "build")
-    load = os.getloadavg()[0]
     for name in args.stages:
         STAGES[name](r)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.results, "a", encoding="utf-8") as handle:
-        for row in r.rows:
-            handle.write(json.dumps({**row, "load_at_start": round(load, 1), "date": time.strftime("%Y-%m-%d")}) + "\n")
     print(table(r.rows, args.markdown))
     print("\nSettings a CPU cannot run, and what the rehearsal does instead:")
     for setting, instead in GPU_ONLY.items():
