@@ -1,4 +1,4 @@
-"""On a CPU, TRL's fused log-prob head scores only the completion tokens once GRPO is wired (as TRL does on GPUs):
+"""On a CPU, TRL's fused log-prob head scores only the completion tokens once GRPO or SFT is wired (as on GPUs):
 the same per-token log-probs and gradients as scoring every position, for a fraction of the rows."""
 
 from __future__ import annotations
@@ -92,6 +92,29 @@ def test_grpo_wiring_turns_it_on(tmp_path, tiny_model_dir, demo_data):
     build_grpo_trainer(load_model(ModelConfig(model_name_or_path=str(tiny_model_dir))),
                        AutoProcessor.from_pretrained(tiny_model_dir), build_reward_funcs(["format"], {}), args,
                        train_dataset=with_images(rows_to_dataset(rows), max_pixels=112 * 112))
+    try:
+        assert trl_utils._use_triton(torch.device("cpu"))
+    finally:
+        score_completion_tokens_only(False)
+
+
+def test_sft_wiring_turns_it_on(tmp_path, tiny_model_dir, demo_data):
+    from trl import ModelConfig, SFTConfig
+    from trl.trainer import utils as trl_utils
+
+    from open_r1.data import load_rows
+    from open_r1.data.dataset import with_images
+    from open_r1.modeling.loading import load_model, load_processor
+    from open_r1.training.sft import build_sft_trainer, sft_dataset
+
+    score_completion_tokens_only(False)
+    train, _, images = demo_data
+    rows = load_rows(str(train), str(images), max_rows=2)
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=1, report_to=[], use_cpu=True, bf16=False,
+                     save_strategy="no", max_length=None)
+    build_sft_trainer(load_model(ModelConfig(model_name_or_path=str(tiny_model_dir))),
+                      load_processor(str(tiny_model_dir), max_pixels=112 * 112), args,
+                      train_dataset=with_images(sft_dataset(rows), 112 * 112))
     try:
         assert trl_utils._use_triton(torch.device("cpu"))
     finally:
