@@ -40,7 +40,7 @@ def test_an_input_error_ends_with_one_line_and_status_2(monkeypatch, capsys):
 
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_debug_brings_the_traceback_back(monkeypatch, how):
-    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    monkeypatch.setenv(cli.DEBUG_ENV, "0")  # recorded, so the "1" run_main sets for --debug is undone afterwards
     monkeypatch.setattr(sys, "argv", ["entry", "--x", "1", *(["--debug"] if how == "flag" else [])])
     if how == "environment":
         monkeypatch.setenv(cli.DEBUG_ENV, "1")
