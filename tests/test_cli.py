@@ -112,6 +112,16 @@ def test_an_unknown_flag_is_one_error_line(tmp_path):
     assert last == "error: --streaming true: not a flag of eval_geo (--help lists its flags)"
 
 
+def test_a_reward_weight_count_that_does_not_match_is_one_error_line(tmp_path, tiny_model_dir):
+    """Checked once the trainer is wired (after the model loads): still one line, no traceback."""
+    result = entry("open_r1.grpo_jsonl", "--config", "data_config/demo.yaml", "--model_name_or_path",
+                   str(tiny_model_dir), "--output_dir", str(tmp_path / "out"), "--reward_funcs", "format", "haversine",
+                   "--reward_weights", "1.0", "--max_steps", "1", "--report_to", "none", "--use_cpu", "true",
+                   CUDA_VISIBLE_DEVICES="")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --reward_weights has 1 values for 2 rewards")
+
+
 FAILING_TORCHRUN = """
 sys.stdout.flush()
 print(os.environ["FAKE_ERROR"], flush=True)

@@ -29,6 +29,7 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from trl import ModelConfig, get_quantization_config
 
 from open_r1.compat import create_model_from_path, is_image_text_to_text_config
+from open_r1.errors import ArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def model_init_kwargs(
         extra = json.loads(extra)
     extra = dict(extra or {})
     if quantization_config is not None and "quantization_config" in extra:
-        raise ValueError(
+        raise ArgumentError(
             "quantization set twice: by --load_in_4bit/--load_in_8bit and in --model_init_kwargs; keep one"
         )
     return kwargs | extra
@@ -157,7 +158,7 @@ def freeze_vision(model: PreTrainedModel) -> int:
             param.requires_grad_(False)
             frozen += 1
     if frozen == 0:
-        raise ValueError(f"--freeze_vision_modules: no vision parameters found in {type(model).__name__}")
+        raise ArgumentError(f"--freeze_vision_modules: no vision parameters found in {type(model).__name__}")
     return frozen
 
 
@@ -167,7 +168,7 @@ def load_model_and_processor(
     """What every training entry starts from: the processor (left padding, the run's pixel bounds) and the model
     (vision tower frozen when `script_args.freeze_vision_modules`)."""
     if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
-        raise ValueError(
+        raise ArgumentError(
             "--load_in_4bit / --load_in_8bit freeze the base model in k-bit: train LoRA adapters on it (QLoRA) with "
             "--use_peft true"
         )

@@ -12,6 +12,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 from trl import GRPOConfig, GRPOTrainer
 
 from open_r1.compat import score_completion_tokens_only
+from open_r1.errors import ArgumentError
 from open_r1.modeling.chat_template import enable_tool_calls
 from open_r1.modeling.image_dedupe import encode_images_once
 from open_r1.modeling.loading import ensure_left_padding
@@ -64,10 +65,10 @@ def build_grpo_trainer(
     photo tools, which need each rollout's row), up to `args.max_tool_calling_iterations` rounds of calls, with
     the processor given Qwen2.5's tool-call format."""
     if not reward_funcs:
-        raise ValueError("no reward functions: pass --reward_funcs (see open_r1.rewards.REWARDS for the names)")
+        raise ArgumentError("no reward functions: pass --reward_funcs (see open_r1.rewards.REWARDS for the names)")
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
         names = [getattr(f, "__name__", str(f)) for f in reward_funcs]
-        raise ValueError(f"--reward_weights has {len(args.reward_weights)} values for {len(names)} rewards {names}")
+        raise ArgumentError(f"--reward_weights has {len(args.reward_weights)} values for {len(names)} rewards {names}")
     resolve_generation_backend(args)
     resolve_reporting(args)
     score_completion_tokens_only()  # CPU: the log-prob head skips the prompt positions, as TRL does on GPUs

@@ -15,6 +15,7 @@ from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_ima
 from open_r1.data.jsonl import load_rows
 from open_r1.data.rows import Row
 from open_r1.data.sampling import RowSampling, RowWeights, describe_shares, group_key, weighted_draw
+from open_r1.errors import ArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,9 @@ def grpo_datasets(
     from open_r1.data.streaming import RankRows, check_sample, grpo_rows_consumed, resolve_sources, streaming_dataset
 
     if training_args.max_steps <= 0:
-        raise ValueError("--streaming reads rows lazily and has no length: set --max_steps")
+        raise ArgumentError("--streaming reads rows lazily and has no length: set --max_steps")
     if data_args.val_split_ratio:
-        raise ValueError("--streaming cannot hold rows out: evaluate on a separate file with open_r1.eval_geo")
+        raise ArgumentError("--streaming cannot hold rows out: evaluate on a separate file with open_r1.eval_geo")
     # bounded start-up check on every rank, no barrier (a full stat of millions of images could outlast
     # ddp_timeout): the first rows of each file and a random sample; every other row is checked as it streams
     checked = check_sample(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from transformers import TrainerCallback
 
 from open_r1.compat import log_metric
+from open_r1.errors import ArgumentError
 from open_r1.schedules import WeightSchedule, training_progress
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ class RewardWeightScheduleCallback(TrainerCallback):
         names = list(trainer.reward_func_names)
         unknown = [s.name for s in schedules if s.name not in names]
         if unknown:
-            raise ValueError(f"reward weight schedules for {unknown}, which are not among the rewards {names}")
+            raise ArgumentError(f"reward weight schedules for {unknown}, which are not among the rewards {names}")
         self.trainer = trainer
         self.slots = [(names.index(s.name), s) for s in schedules]
 
