@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,17 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+@pytest.fixture(autouse=True)
+def trl_log_prob_head_as_shipped():
+    """Building a geo-r trainer switches TRL's log-prob head to completion-only scoring for the whole process (as a
+    training process wants); each test starts from TRL as it ships."""
+    yield
+    if "trl.trainer.utils" in sys.modules:  # nothing to undo (nor to import) in tests that never loaded TRL
+        from open_r1.compat import score_completion_tokens_only
+
+        score_completion_tokens_only(False)
 
 
 @pytest.fixture(scope="session")

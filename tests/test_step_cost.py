@@ -97,8 +97,11 @@ def batch_of(processor, demo_data, answers=("Paris", "Lisbon, Portugal"), rows=(
 
 
 def test_training_pass_through_trls_fused_head(tiny, demo_data):
-    """Forward and backward as TRL's log-prob pass runs them on a CPU, where its fused head scores every position
-    (on a GPU it scores only the completion tokens: the bench's count)."""
+    """Forward and backward as TRL's own log-prob pass runs them on a CPU, where its fused head scores every position
+    (on a GPU, and under geo-r's trainers on a CPU too, it scores only the completion tokens: the bench's count)."""
+    from open_r1.compat import score_completion_tokens_only
+
+    score_completion_tokens_only(False)  # TRL as it ships
     model, processor, shapes = tiny
     batch, grids = batch_of(processor, demo_data)
     add_fused_lm_head(model)
