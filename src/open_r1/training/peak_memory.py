@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,11 +67,6 @@ class PeakMemory:
             name, hwm = found
             self.pids[pid] = name
             self.peaks[name] = max(self.peaks.get(name, 0), hwm)
-
-    def watch(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.poll()
-            stop.wait(self.interval)
 
     def ranks(self) -> dict[str, int]:
         """The torchrun workers' peaks by rank when there are any, else every python process's."""
