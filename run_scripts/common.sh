@@ -21,9 +21,8 @@ vllm_flags() {
   else echo "[geo-r] vLLM not installed: generating with transformers (slower; bash setup.sh --gpu installs vLLM)" >&2; echo "--use_vllm false"; fi
 }
 
-# ZeRO calls two collectives that torch 2.14 deprecates, and their FutureWarning comes back at every call (119 lines
-# in a one-step CPU run of the demo). Those two messages alone are silenced; every other warning, FutureWarnings
-# included, still shows.
+# ZeRO calls two collectives that torch 2.14 deprecates, and their FutureWarning repeats at every call: those two
+# messages alone are silenced; every other warning still shows.
 DS_COLLECTIVE_WARNINGS='ignore:`torch.distributed.all_gather_into_tensor` is deprecated:FutureWarning'
 DS_COLLECTIVE_WARNINGS+=',ignore:`torch.distributed.reduce_scatter_tensor` is deprecated:FutureWarning'
 export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}$DS_COLLECTIVE_WARNINGS"

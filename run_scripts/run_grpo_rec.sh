@@ -9,12 +9,9 @@
 #
 # With no GPU and no MODEL, this is the embedded default, the whole recipe on a CPU in minutes: build the tiny
 # Qwen2.5-VL, SFT warm start on the demo's train split (reused on later launches), GRPO from it on the demo's GRPO
-# split (photos the warm start never saw) with 2 processes under DeepSpeed ZeRO-2 (every CPU run uses ZeRO-2
-# unless DS_CONFIG says otherwise), evaluation of both on the held-out demo split, and a table. ZeRO-2 on a CPU:
-# ZeRO-3 gathers every layer's weights at every forward call, and generation calls the model once per token, so a
-# GRPO step costs several times more under ZeRO-3 for a model that fits in memory many times over
-# (18-25 s a step against about 9 s, measured on 2 cores); ZeRO-3 is what the GPU recipes use, and
-# DS_CONFIG=local_scripts/zero3_cpu.json selects it here too.
+# split (photos the warm start never saw) with 2 processes under DeepSpeed ZeRO-2, evaluation of both on the
+# held-out demo split, and a table. CPU runs use ZeRO-2 because ZeRO-3 gathers every layer's weights at each of
+# generation's per-token forward calls; DS_CONFIG=local_scripts/zero3_cpu.json selects ZeRO-3, as on GPUs.
 #
 # Settings (environment variables):
 #   WARM_START   none | native | llamafactory | PATH. native: open_r1.sft (run_sft.sh); llamafactory:
@@ -29,8 +26,7 @@
 #   SFT_DATA_PATHS, SFT_IMAGE_FOLDERS  the warm start's data: DATA_PATHS / IMAGE_FOLDERS unless set (the embedded
 #                default: data/demo/train.jsonl, while GRPO trains on data/demo/grpo.jsonl).
 #   SFT_NPROC_PER_NODE  processes of the native warm start: NPROC_PER_NODE on GPUs, 1 on a CPU (as run_sft.sh),
-#                where a second process costs more in ZeRO's exchanges than it takes off each step (40 SFT steps of
-#                32 demo rows: 24 s in one process, 28 s in two, measured on 2 cores).
+#                where a second process costs more in ZeRO's exchanges than it takes off each step.
 #   EVAL         1: evaluate the warm start and the GRPO model on EVAL_DATA / EVAL_IMAGES with EVAL_FLAGS for
 #                open_r1.eval_geo (default 1 for the embedded default, on data/demo/test.jsonl; 0 otherwise).
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),

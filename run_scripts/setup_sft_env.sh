@@ -4,8 +4,6 @@
 #
 #   bash run_scripts/setup_sft_env.sh            # or: bash setup.sh --sft
 #   SFT_VENV=/path/to/venv bash run_scripts/setup_sft_env.sh
-#
-# About 2-3 minutes and 6.6 GB (most of it torch with its CUDA libraries, which also run on a CPU).
 set -euo pipefail
 REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_HOME"

@@ -81,6 +81,51 @@ class RowFiles(Arguments):
 
 
 @dataclass
+class HubDatasetArguments(Arguments):
+    """A Hugging Face dataset to read rows from instead of jsonl files (`open_r1.data.hub`)."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "read rows with datasets.load_dataset instead of --data_file_paths: a Hub id, a local folder "
+                  "(parquet files, or images beside a metadata.csv), a parquet/arrow/csv/json file, or a save_to_disk "
+                  "folder"},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "with --dataset_name: its configuration"})
+    dataset_split: str = field(
+        default="train", metadata={"help": "with --dataset_name: the split, slices included (train, test[:500])"}
+    )
+    image_column: str | None = field(
+        default=None, metadata={"help": "the image column (an Image, a list of Images, or paths); default: guessed"}
+    )
+    lat_column: str | None = field(default=None, metadata={"help": "the latitude column; default: guessed "
+                                                                   "(latitude, lat, LAT, ...)"})
+    lon_column: str | None = field(default=None, metadata={"help": "the longitude column; default: guessed "
+                                                                   "(longitude, lon, lng, LON, ...)"})
+    coordinates_column: str | None = field(
+        default=None, metadata={"help": "one column of [latitude, longitude] pairs, instead of --lat/--lon_column"}
+    )
+    label_columns: str | None = field(
+        default=None,
+        metadata={"help": "label columns as FIELD=COLUMN, FIELD one of country, region, city (e.g. "
+                  "'country=country_code region=state city'); default: guessed"},
+    )
+    id_column: str | None = field(default=None, metadata={"help": "the row id column; default: guessed, else the row "
+                                                                  "index"})
+    image_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "where embedded image bytes are written once as files (default: geo_r_images in the "
+                  "datasets cache)"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.coordinates_column and (self.lat_column or self.lon_column):
+            raise ArgumentError("--coordinates_column replaces --lat_column/--lon_column: give one or the other")
+        if bool(self.lat_column) != bool(self.lon_column):
+            raise ArgumentError("--lat_column and --lon_column go together")
+        super().__post_init__()
+
+
+@dataclass
 class PromptArguments(Arguments):
     """The text of the user turn."""
 
@@ -127,7 +172,7 @@ class HeldOutSplit(Arguments):
 
 
 @dataclass
-class DataArguments(RowFiles, PromptArguments, PixelBounds, HeldOutSplit):
+class DataArguments(RowFiles, HubDatasetArguments, PromptArguments, PixelBounds, HeldOutSplit):
     """Where a training run's rows and images are, and how prompts and images are shaped."""
 
 
@@ -455,14 +500,15 @@ class EvalRunArguments(Arguments):
 
 
 @dataclass
-class EvalArguments(with_defaults(RowFiles, "The test split's rows.", data_file_paths=TEST_FILE), HeldOutSplit,
-                    InferenceArguments, EvalRunArguments):
+class EvalArguments(with_defaults(RowFiles, "The test split's rows.", data_file_paths=TEST_FILE),
+                    with_defaults(HubDatasetArguments, "The test split of a dataset.", dataset_split="test"),
+                    HeldOutSplit, InferenceArguments, EvalRunArguments):
     """What to evaluate on, and what to write."""
 
 
 @dataclass
 class DifficultyArguments(
-    RowFiles, InferenceArguments, OutputPath,
+    RowFiles, HubDatasetArguments, InferenceArguments, OutputPath,
     with_defaults(EvalRunArguments, "The harness run behind the scores.", output_dir="output/difficulty",
                   num_guesses=4, plots=False),
 ):
@@ -487,7 +533,7 @@ class DifficultyArguments(
 
 
 @dataclass
-class PredictArguments(InferenceArguments):
+class PredictArguments(HubDatasetArguments, InferenceArguments):
     """What to predict."""
 
     images: list[str] = field(
@@ -499,6 +545,8 @@ class PredictArguments(InferenceArguments):
     json: bool = field(default=False, metadata={"help": "print JSON instead of text"})
 
     def __post_init__(self) -> None:
-        if not self.images:
-            raise ArgumentError("--images is required: image files of one place, or one folder")
+        if not self.images and not self.dataset_name:
+            raise ArgumentError("--images (image files of one place, or one folder) or --dataset_name is required")
+        if self.images and self.dataset_name:
+            raise ArgumentError("--images and --dataset_name: give one or the other")
         super().__post_init__()
