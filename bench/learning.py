@@ -36,7 +36,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from recorded import read_recorded, recipe_fingerprint, record
+
 REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "learning.jsonl"
+KEPT_METRICS = ("parse_failure_rate", "median_km", "acc@25km", "acc@750km", "geoguessr", "country_acc", "city_acc")
 SEEDS = (42, 7, 1234, 2026, 9001)
 DEV_SEEDS = (11, 12, 13, 14)
 DEV_SPLIT = REPO / "output" / "demo-dev"
@@ -109,9 +113,16 @@ def print_run(run: dict) -> None:
           flush=True)
 
 
+def recorded_entry(run: dict) -> dict:
+    """What bench/results/learning.jsonl keeps of a run: the table's figures and the targets' inputs."""
+    metrics = {stage: {k: m[k] for k in KEPT_METRICS if k in m} for stage, m in run["metrics"].items()}
+    return {**{k: run[k] for k in ("seed", "seconds", "reward_first", "reward_last", "no_signal_warning",
+                                   "solved_at")}, "metrics": metrics}
+
+
 def print_table(runs: list[dict]) -> None:
-    """The README's table: one line per seed."""
-    print("\n| seed | SFT parse % | acc@25 km SFT -> GRPO | GeoGuessr SFT -> GRPO | median km SFT -> GRPO "
+    """The results table: one line per seed, then how many seeds hold the targets."""
+    print("| seed | SFT parse % | acc@25 km SFT -> GRPO | GeoGuessr SFT -> GRPO | median km SFT -> GRPO "
           "| reward first -> last quarter | rows solved at step | wall time | learning targets |")
     print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
@@ -122,6 +133,9 @@ def print_table(runs: list[dict]) -> None:
               f"{sft['median_km']:,.0f} -> {grpo['median_km']:,.0f} | {run['reward_first']:.3f} -> "
               f"{run['reward_last']:.3f} | {run['solved_at'] or '-'} | {run['seconds'] / 60:.1f} min | "
               f"{'all hold' if all(held[t] for t in LEARNING_TARGETS) else 'missed: ' + ', '.join(t for t in LEARNING_TARGETS if not held[t])} |")
+    learnt = sum(all(targets(run)[t] for t in LEARNING_TARGETS) for run in runs)
+    fast = sum(targets(run)["at most 6 min"] for run in runs)
+    print(f"\nlearning targets hold on {learnt} of {len(runs)} seeds; at most 6 minutes on {fast} of {len(runs)}")
 
 
 def dev_split() -> None:
@@ -141,8 +155,19 @@ def main() -> None:
                         help="choose a recipe: the tuning seeds, evaluated on the dev split instead of the test split")
     parser.add_argument("--reuse_warm_starts", action="store_true",
                         help="keep each seed's SFT warm start (reused when model, data and recipe are unchanged)")
+    parser.add_argument("--table_only", action="store_true",
+                        help="print the table of the runs recorded for the current recipe and run nothing")
+    parser.add_argument("--markdown", action="store_true", help="accepted with --table_only; the table is Markdown")
     parser.add_argument("launcher_args", nargs="*", help="after --: arguments for run_grpo_rec.sh")
     args = parser.parse_args()
+    recipe = recipe_fingerprint()
+    if args.table_only:
+        recorded = read_recorded(RESULTS, ("seed",), recipe)
+        if not recorded:
+            print(f"no run recorded for the current demo recipe ({recipe}): `python bench/learning.py` records them")
+            return
+        print_table([recorded[(seed,)] for seed in SEEDS if (seed,) in recorded])
+        return
     seeds = args.seeds or list(DEV_SEEDS if args.dev else SEEDS)
     out = args.out or REPO / "output" / ("bench-learning-dev" if args.dev else "bench-learning")
     if args.dev:
@@ -155,10 +180,10 @@ def main() -> None:
         runs.append(run_seed(seed, out / f"seed{seed}", dev=args.dev, reuse_warm_start=args.reuse_warm_starts,
                              launcher_args=args.launcher_args))
         print_run(runs[-1])
+        if not args.dev and not args.launcher_args and seed in SEEDS:  # only the reported protocol is recorded
+            record(RESULTS, recorded_entry(runs[-1]), recipe)
+    print()
     print_table(runs)
-    learnt = sum(all(targets(run)[t] for t in LEARNING_TARGETS) for run in runs)
-    fast = sum(targets(run)["at most 6 min"] for run in runs)
-    print(f"\nlearning targets hold on {learnt} of {len(runs)} seeds; at most 6 minutes on {fast} of {len(runs)}")
 
 
 if __name__ == "__main__":

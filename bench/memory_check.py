@@ -111,6 +111,23 @@ def planned(rows: int, views: int, completion: int, prompt: int, checkpointing: 
             "total": acts.kept + max(head, acts.recompute)}
 
 
+def recorded_table(path: Path, markdown: bool) -> str:
+    """The newest recorded row of each (views, completion, checkpointing), measured beside planned."""
+    latest: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            latest[row["views"], row["completion"], row["checkpointing"]] = row
+    head = ["views", "completion", "rows", "checkpointing", "prompt", "measured GiB", "planned GiB",
+            "planned / measured"]
+    body = [[str(r["views"]), str(r["completion"]), str(r["rows"]), "on" if r["checkpointing"] else "off",
+             str(r["prompt_tokens"]), f"{r['measured_bytes'] / planner.GIB:.3f}",
+             f"{r['planned_bytes'] / planner.GIB:.3f}", f"{r['ratio']:.3f}"] for _, r in sorted(latest.items())]
+    if markdown:
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *body])
+    return "\n".join("  ".join(f"{c:>12}" for c in cells) for cells in [head, *body])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--views", type=int, nargs="+", default=[1, 4])
@@ -119,7 +136,12 @@ def main() -> None:
     parser.add_argument("--checkpointing", choices=["off", "on", "both"], default="both")
     parser.add_argument("--max_pixels", type=int, default=401408)
     parser.add_argument("--out", default=str(REPO / "bench/results/memory_check.jsonl"))
+    parser.add_argument("--table_only", action="store_true", help="print the recorded rows of --out as a table")
+    parser.add_argument("--markdown", action="store_true", help="with --table_only: a Markdown table")
     args = parser.parse_args()
+    if args.table_only:
+        print(recorded_table(Path(args.out), args.markdown))
+        return
 
     from trl.trainer.utils import add_fused_lm_head
 

@@ -34,7 +34,14 @@ from pathlib import Path
 
 import yaml
 
-from recorded import add_recording_arguments, describe_machine, read_recorded, record, shortened_run
+from recorded import (
+    add_recording_arguments,
+    describe_machine,
+    read_recorded,
+    recipe_fingerprint,
+    record,
+    shortened_run,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = REPO / "data_config" / "grpo_variants"
@@ -150,7 +157,8 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (the README's)")
     args = parser.parse_args()
     shortened = shortened_run()
-    results = {} if shortened else read_recorded(args.results, ("config", "seed"))
+    recipe = recipe_fingerprint()  # figures recorded under another recipe are not this recipe's
+    results = {} if shortened else read_recorded(args.results, ("config", "seed"), recipe)
     if not args.table_only:
         print(describe_machine())
         for seed in args.seeds:
@@ -160,14 +168,17 @@ def main() -> None:
                 metrics = run_config(name, known[name], seed, args.out)
                 results[name, seed] = {key: metrics[key] for key in (*KEPT, "rows") if key in metrics}
                 if not shortened:
-                    record(args.results, {"config": name, "seed": seed, **results[name, seed]})
+                    record(args.results, {"config": name, "seed": seed, **results[name, seed]}, recipe)
                 print(f"{name} seed {seed}: {cell(results[name, seed], 'acc@25km {:.1f}%  GeoGuessr {:.0f}')}", flush=True)
                 start = args.out / f"seed{seed}" / "sft" / "eval" / "metrics.json"
                 if (SFT_START, seed) not in results and start.is_file():  # the warm start every config began from
                     metrics = json.loads(start.read_text())
                     results[SFT_START, seed] = {key: metrics[key] for key in KEPT}
                     if not shortened:
-                        record(args.results, {"config": SFT_START, "seed": seed, **results[SFT_START, seed]})
+                        record(args.results, {"config": SFT_START, "seed": seed, **results[SFT_START, seed]}, recipe)
+    if not results:
+        print(f"no run recorded for the current demo recipe ({recipe}): `python bench/recipes.py` records them")
+        return
     print_table(results, [SFT_START, *args.configs], args.seeds, args.markdown)
 
 

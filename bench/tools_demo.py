@@ -27,7 +27,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from recorded import add_recording_arguments, describe_machine, read_recorded, record, shortened_run
+from recorded import (
+    DEMO_RECIPE,
+    add_recording_arguments,
+    describe_machine,
+    read_recorded,
+    recipe_fingerprint,
+    record,
+    shortened_run,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_EVAL_FLAGS = "--max_new_tokens 160 --batch_size 32 --question_template {question}"  # as run_grpo_rec.sh
@@ -110,7 +118,11 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print the recorded table as Markdown (the README's)")
     args = parser.parse_args()
     shortened = shortened_run()
-    recorded = {} if shortened else read_recorded(args.results, ("arm", "seed"))
+    recipe = recipe_fingerprint((*DEMO_RECIPE, "data/demo/generate.py"))  # the zoom demo's data is generated
+    recorded = {} if shortened else read_recorded(args.results, ("arm", "seed"), recipe)
+    if args.table_only and not recorded:
+        print(f"no run recorded for the current demo recipe ({recipe}): `python bench/tools_demo.py` records them")
+        return
     if args.markdown and args.table_only:
         print_markdown(recorded, args.seeds, args.arms)
         return
@@ -125,7 +137,7 @@ def main() -> None:
             if not args.table_only and (entry is None or args.rerun):
                 entry = run_arm(arm, seed, args.out, args.out / "data")
                 if not shortened:
-                    record(args.results, entry)
+                    record(args.results, entry, recipe)
             if entry is not None:
                 print_row(entry)
 

@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import learning  # noqa: E402
+import recorded  # noqa: E402
 
 
 @pytest.fixture
@@ -67,3 +68,40 @@ def test_a_reported_run_starts_from_scratch_on_the_test_split(tmp_path, launcher
     assert "EVAL_DATA" not in launcher[0]["env"]  # the launcher's default: data/demo/test.jsonl
     assert launcher[0]["args"] == ["bash", "run_scripts/run_grpo_rec.sh"]
     assert not (out / "sft" / "model.safetensors").exists()
+
+
+def test_reported_runs_are_recorded_under_the_recipe_and_the_table_shows_only_that_recipe(tmp_path, launcher,
+                                                                                          monkeypatch, capsys):
+    results = tmp_path / "learning.jsonl"
+    monkeypatch.setattr(learning, "RESULTS", results)
+    monkeypatch.setattr(sys, "argv", ["learning.py", "--seeds", "42", "--out", str(tmp_path / "runs")])
+    learning.main()
+    monkeypatch.setattr(sys, "argv", ["learning.py", "--dev", "--seeds", "11", "--out", str(tmp_path / "dev")])
+    monkeypatch.setattr(learning, "dev_split", lambda: None)
+    learning.main()
+
+    entries = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [e["seed"] for e in entries] == [42]  # the dev run chose a recipe: not a reported figure
+    assert entries[0]["recipe"] == learning.recipe_fingerprint()
+    assert entries[0]["metrics"]["grpo"]["acc@25km"] == 92.5
+
+    stale = dict(entries[0], seed=7, recipe="another")  # a run of an earlier recipe
+    results.write_text(results.read_text() + json.dumps(stale) + "\n")
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["learning.py", "--table_only", "--markdown"])
+    learning.main()
+    table = capsys.readouterr().out
+    assert "| 42 | 100.0 | 90.0 -> 92.5 |" in table and "| 7 |" not in table
+    assert "learning targets hold on 1 of 1 seeds" in table
+
+
+def test_the_recipe_fingerprint_reads_settings_not_comments(tmp_path, monkeypatch):
+    (tmp_path / "data_config").mkdir()
+    recipe = tmp_path / "data_config" / "demo.yaml"
+    recipe.write_text("learning_rate: 1.0e-4\nbeta: 0.2\n")
+    monkeypatch.setattr(recorded, "REPO", tmp_path)
+    first = learning.recipe_fingerprint(("data_config/demo.yaml",))
+    recipe.write_text("# why the rate is small\nlearning_rate: 1.0e-4  # Adam's drift\nbeta: 0.2\n")
+    assert learning.recipe_fingerprint(("data_config/demo.yaml",)) == first
+    recipe.write_text("learning_rate: 3.0e-4\nbeta: 0.2\n")
+    assert learning.recipe_fingerprint(("data_config/demo.yaml",)) != first
