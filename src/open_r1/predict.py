@@ -3,6 +3,7 @@
     python -m open_r1.predict --model_name_or_path output/run1 --images photo.jpg
     python -m open_r1.predict --model_name_or_path output/run1 --images n.jpg e.jpg s.jpg w.jpg   # one place
     python -m open_r1.predict --model_name_or_path output/run1 --images holiday/ --json            # each photo
+    python -m open_r1.predict --model_name_or_path output/run1 --dataset_name data/my_hub_set --dataset_split "test[:20]"
 
 Prints the model's reasoning, its coordinates, the place the offline geocoder finds there and a short
 summary (or, with --json, the same as a JSON list). The model is loaded and prompted exactly as in
@@ -20,6 +21,7 @@ from trl import TrlParser
 
 from open_r1.cli import parse, run_main
 from open_r1.configs import ModelArguments, PredictArguments, SamplingArguments
+from open_r1.data.hub import read_rows
 from open_r1.data.images import IMAGE_SUFFIXES
 from open_r1.errors import ArgumentError
 from open_r1.evaluation.describe import as_text, describe
@@ -70,7 +72,7 @@ def episode_text(episode: Episode, saved: Path) -> str:
 
 
 def main(args: PredictArguments, model_args: ModelArguments, sampling_args: SamplingArguments) -> list[dict]:
-    groups = image_groups(args.images)
+    groups = [row.image_paths for row in read_rows(args)] if args.dataset_name else image_groups(args.images)
     sampling = Sampling(sampling_args.max_new_tokens, sampling_args.temperature or 0.0, sampling_args.top_p, 1,
                         sampling_args.seed)
     generator = build_generator(model_args, sampling, min_pixels=args.min_pixels, max_pixels=args.max_pixels,

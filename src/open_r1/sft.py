@@ -18,8 +18,8 @@ from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 
 from open_r1.cli import parse, run_main
 from open_r1.configs import SFTScriptArguments
-from open_r1.data import load_rows
 from open_r1.data.dataset import split_for_validation, with_images
+from open_r1.data.hub import read_rows
 from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
 from open_r1.tools import build_toolset, load_tool_module
@@ -30,10 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
-    rows = load_rows(
-        script_args.data_file_paths, script_args.image_folders, max_rows=script_args.max_rows,
-        allow_absolute_image_paths=script_args.allow_absolute_image_paths,
-    )
+    rows = read_rows(script_args)
     if script_args.tool_module:
         load_tool_module(script_args.tool_module)
     toolset = build_toolset(script_args.tools, max_pixels=script_args.max_pixels) if script_args.tools else None

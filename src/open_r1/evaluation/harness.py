@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from open_r1.configs import EvalArguments, ModelArguments, SamplingArguments
-from open_r1.data import load_rows
 from open_r1.data.dataset import rows_to_dataset, split_for_validation
+from open_r1.data.hub import read_rows
 from open_r1.data.rows import DataError, Row
 from open_r1.errors import ArgumentError, InputError
 from open_r1.evaluation import loading, plots, published, report
@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 PREDICTIONS, METRICS, SETTINGS = "predictions.jsonl", "metrics.json", "eval_settings.json"
 CDF_PNG, MAP_PNG = "error_cdf.png", "world_map.png"
 # Settings that change what a prediction record holds; anything else (batch size, backend, ...) may change.
-_PINNED = ("model_name_or_path", "base_model", "data_file_paths", "image_folders", "val_split_ratio",
+_PINNED = ("model_name_or_path", "base_model", "data_file_paths", "image_folders", "dataset_name", "dataset_config",
+           "dataset_split", "val_split_ratio",
            "question_template", "min_pixels", "max_pixels", "num_guesses", "temperature", "top_p",
            "max_new_tokens", "geocode_labels", "tools", "max_tool_rounds")
 
@@ -59,12 +60,7 @@ def sampling_from(args: SamplingArguments, num_guesses: int) -> Sampling:
 
 def evaluation_rows(args: EvalArguments, seed: int) -> list[Row]:
     """The rows to evaluate: every row, or the held-out split; each must have coordinates and a unique id."""
-    rows = load_rows(
-        args.data_file_paths,
-        args.image_folders,
-        max_rows=args.max_rows,
-        allow_absolute_image_paths=args.allow_absolute_image_paths,
-    )
+    rows = read_rows(args)
     if args.val_split_ratio:
         _, held_out = split_for_validation(rows_to_dataset(rows, args.question_template), args.val_split_ratio, seed)
         keep = set(held_out["id"])
@@ -166,7 +162,8 @@ def evaluate(args: EvalArguments, model_args: ModelArguments, sampling_args: Sam
     rows = evaluation_rows(args, sampling.seed)
     output_dir = Path(args.output_dir)
     settings = asdict(args) | asdict(model_args) | asdict(sampling)
-    benchmark = args.benchmark or published.guess_benchmark(args.data_file_paths)
+    data_name = args.dataset_name or args.data_file_paths
+    benchmark = args.benchmark or published.guess_benchmark(data_name)
     if args.compare and benchmark is None:
         raise ArgumentError("--compare needs --benchmark (im2gps3k, yfcc4k or osv5m): the data path names none")
     check_settings(output_dir, settings, args.overwrite)
@@ -199,7 +196,7 @@ def evaluate(args: EvalArguments, model_args: ModelArguments, sampling_args: Sam
 
     name = run_name(model_args.model_name_or_path)
     if args.plots:
-        title = f"{name} on {benchmark or Path(args.data_file_paths).name}"
+        title = f"{name} on {benchmark or Path(data_name).name}"
         plots.error_cdf(records, output_dir / CDF_PNG, title)
         plots.world_map(records, output_dir / MAP_PNG, title)
     if args.submission:

@@ -12,7 +12,7 @@ from trl import GRPOConfig
 
 from open_r1.configs import GRPOScriptArguments
 from open_r1.data.dataset import rows_to_dataset, split_for_validation, with_images
-from open_r1.data.jsonl import load_rows
+from open_r1.data.hub import hub_streaming_dataset, read_rows
 from open_r1.data.rows import Row
 from open_r1.data.sampling import RowSampling, RowWeights, describe_shares, group_key, weighted_draw
 from open_r1.errors import ArgumentError
@@ -52,12 +52,7 @@ def grpo_datasets(
 ) -> tuple[Dataset | IterableDataset, Dataset | None]:
     """(train, eval) datasets with decoded images on access; eval is None without --val_split_ratio."""
     if not data_args.streaming:
-        rows = load_rows(
-            data_args.data_file_paths,
-            data_args.image_folders,
-            max_rows=data_args.max_rows,
-            allow_absolute_image_paths=data_args.allow_absolute_image_paths,
-        )
+        rows = read_rows(data_args)
         train, held_out = split_for_validation(
             rows_to_dataset(rows, data_args.question_template), data_args.val_split_ratio, training_args.seed
         )
@@ -73,14 +68,19 @@ def grpo_datasets(
         raise ArgumentError("--streaming reads rows lazily and has no length: set --max_steps")
     if data_args.val_split_ratio:
         raise ArgumentError("--streaming cannot hold rows out: evaluate on a separate file with open_r1.eval_geo")
-    # bounded start-up check on every rank, no barrier (a full stat of millions of images could outlast
-    # ddp_timeout): the first rows of each file and a random sample; every other row is checked as it streams
-    checked = check_sample(
-        resolve_sources(data_args.data_file_paths, data_args.image_folders),
-        seed=training_args.seed,
-        allow_absolute_image_paths=data_args.allow_absolute_image_paths,
-    )
-    logger.info("start-up check: %d sampled rows and their images are fine; the rest are checked as they stream", checked)
+    if data_args.dataset_name and RowSampling.from_args(data_args).active:
+        raise ArgumentError("--streaming with --dataset_name reads rows in the dataset's own order: --balance_by and "
+                            "--sample_by need the rows in memory (leave out --streaming)")
+    if not data_args.dataset_name:
+        # bounded start-up check on every rank, no barrier (a full stat of millions of images could outlast
+        # ddp_timeout): the first rows of each file and a random sample; every other row is checked as it streams
+        checked = check_sample(
+            resolve_sources(data_args.data_file_paths, data_args.image_folders),
+            seed=training_args.seed,
+            allow_absolute_image_paths=data_args.allow_absolute_image_paths,
+        )
+        logger.info("start-up check: %d sampled rows and their images are fine; the rest are checked as they stream",
+                    checked)
     # the stream is shuffled already; TRL's own buffer would hold decoded rows and break exact resumption,
     # and the Trainer's batch skipping on resume would decode every consumed row again
     training_args.shuffle_dataset = False
@@ -88,17 +88,16 @@ def grpo_datasets(
     start_row = grpo_rows_consumed(_resumed_step(resume_from), training_args)
     if start_row:
         logger.info("streaming resumes at row %d", start_row)
+    # every rank reads the whole stream (Accelerate slices each global batch): decode only this rank's rows
+    options = dict(question_template=data_args.question_template, max_pixels=data_args.max_pixels, epochs=None,
+                   seed=training_args.seed, start_row=start_row, decode_only=RankRows.for_grpo(training_args))
+    if data_args.dataset_name:
+        return hub_streaming_dataset(data_args, **options), None
     train = streaming_dataset(
         data_args.data_file_paths,
         data_args.image_folders,
-        question_template=data_args.question_template,
-        max_pixels=data_args.max_pixels,
-        epochs=None,
-        seed=training_args.seed,
-        start_row=start_row,
         allow_absolute_image_paths=data_args.allow_absolute_image_paths,
-        # every rank reads the whole stream (Accelerate slices each global batch): decode only this rank's rows
-        decode_only=RankRows.for_grpo(training_args),
         sampling=RowSampling.from_args(data_args),
+        **options,
     )
     return train, None
