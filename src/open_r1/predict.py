@@ -25,7 +25,7 @@ from open_r1.data.hub import read_rows
 from open_r1.data.images import IMAGE_SUFFIXES
 from open_r1.errors import ArgumentError
 from open_r1.evaluation.describe import as_text, describe
-from open_r1.evaluation.episodes import Episode, ToolEpisodeGenerator, save_episode
+from open_r1.evaluation.episodes import Episode, ToolEpisodeGenerator, episode_turns, save_episode
 from open_r1.evaluation.generation import Sampling, geo_messages, with_images
 from open_r1.evaluation.harness import build_generator, tools_from
 
@@ -49,24 +49,8 @@ def image_groups(paths: list[str]) -> list[list[str]]:
 
 
 def episode_text(episode: Episode, saved: Path) -> str:
-    """The episode turn by turn: the model's text and calls, each tool's result (an image as its file)."""
-    lines = []
-    for message in episode.messages:
-        if message["role"] == "tool":
-            content = message["content"]
-            if isinstance(content, list):
-                texts = [p.get("text", "") for p in content if p.get("type") == "text"]
-                images = [p["image"] for p in content if p.get("type") == "image"]
-                shown = "; ".join([*(f"image {im.width}x{im.height}" for im in images), *texts])
-            else:
-                shown = str(content)
-            lines.append(f"  [{message.get('name')}] -> {shown}")
-        else:
-            if message.get("content"):
-                lines.append(f"  model: {message['content']}")
-            for call in message.get("tool_calls") or ():
-                function = call["function"]
-                lines.append(f"  model calls {function['name']}({json.dumps(function.get('arguments'))})")
+    """The episode turn by turn: the model's text and calls, each tool's result (an image as its size)."""
+    lines = [f"  {text}" for text, _ in episode_turns(episode)]
     lines.append(f"  ({episode.calls} tool call(s); episode and crops saved in {saved})")
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from transformers import GenerationConfig, PreTrainedModel, ProcessorMixin
 
 from open_r1.answer.episode import read_episode
@@ -43,6 +44,30 @@ class Episode:
     def text(self) -> str:
         """What the metrics read: every assistant turn, the answer from after the last tool turn."""
         return read_episode(self.messages).text
+
+
+def episode_turns(episode: Episode) -> list[tuple[str, list[Image.Image]]]:
+    """(line, images) per turn: the model's text, each call it makes, each tool's result (an image as its size,
+    the image itself beside the line)."""
+    turns: list[tuple[str, list[Image.Image]]] = []
+    for message in episode.messages:
+        if message["role"] == "tool":
+            content = message["content"]
+            images: list[Image.Image] = []
+            if isinstance(content, list):
+                texts = [p.get("text", "") for p in content if p.get("type") == "text"]
+                images = [p["image"] for p in content if p.get("type") == "image"]
+                shown = "; ".join([*(f"image {im.width}x{im.height}" for im in images), *texts])
+            else:
+                shown = str(content)
+            turns.append((f"[{message.get('name')}] -> {shown}", images))
+            continue
+        if message.get("content"):
+            turns.append((f"model: {message['content']}", []))
+        for call in message.get("tool_calls") or ():
+            function = call["function"]
+            turns.append((f"model calls {function['name']}({json.dumps(function.get('arguments'))})", []))
+    return turns
 
 
 def run_call(tools: Mapping[str, Callable[..., Any]], call: dict[str, Any]) -> tuple[str, Any]:

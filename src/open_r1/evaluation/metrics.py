@@ -197,24 +197,32 @@ def osv5m_place_accuracy(pred: Mapping[str, np.ndarray], true: Mapping[str, np.n
 
 # --- several guesses ------------------------------------------------------------------------------------------
 
-def rank_guesses(lats: Sequence[float | None], lons: Sequence[float | None]) -> list[int]:
-    """Order of k sampled guesses, most supported first: the model's mode comes first.
-
-    A guess's support is the sum over all parsed guesses (itself included) of exp(-d / 1492.7 km), the
-    GeoGuessr kernel, so guesses that many samples agree on rank high. Unparsed guesses (None) come last;
-    ties keep sampling order. Samples are exchangeable, so sampling order alone would carry no ranking.
-    """
+def guess_support(lats: Sequence[float | None], lons: Sequence[float | None]) -> list[float | None]:
+    """Support of each of k sampled guesses: the sum over all parsed guesses (itself included) of
+    exp(-d / 1492.7 km), the GeoGuessr kernel, so a guess that many samples agree on has a high support (at most k).
+    Unparsed guesses (None) have none."""
     parsed = [i for i, (a, b) in enumerate(zip(lats, lons)) if a is not None and b is not None]
+    support: list[float | None] = [None] * len(lats)
     if not parsed:
-        return list(range(len(lats)))
+        return support
     lat = np.array([lats[i] for i in parsed], dtype=np.float64)
     lon = np.array([lons[i] for i in parsed], dtype=np.float64)
     distances = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    support = np.exp(-np.asarray(distances) / GEOGUESSR_SCALE_KM).sum(axis=1)
-    order = sorted(range(len(parsed)), key=lambda j: (-round(float(support[j]), 9), parsed[j]))
-    ranked = [parsed[j] for j in order]
-    unparsed = sorted(set(range(len(lats))) - set(parsed))
-    return ranked + unparsed
+    for i, value in zip(parsed, np.exp(-np.asarray(distances) / GEOGUESSR_SCALE_KM).sum(axis=1)):
+        support[i] = float(value)
+    return support
+
+
+def rank_guesses(lats: Sequence[float | None], lons: Sequence[float | None]) -> list[int]:
+    """Order of k sampled guesses, most supported first (`guess_support`): the model's mode comes first.
+
+    Unparsed guesses (None) come last; ties keep sampling order. Samples are exchangeable, so sampling order
+    alone would carry no ranking.
+    """
+    support = guess_support(lats, lons)
+    parsed = [i for i, value in enumerate(support) if value is not None]
+    ranked = sorted(parsed, key=lambda i: (-round(support[i], 9), i))
+    return ranked + [i for i, value in enumerate(support) if value is None]
 
 
 def top5_credit(correct: Sequence[bool]) -> float:
