@@ -22,19 +22,17 @@ import numbers
 import os
 import random
 import re
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from open_r1.console import Progress, say
 from open_r1.data.rows import LABEL_FIELDS, DataError, Row
 from open_r1.errors import ArgumentError, InputError
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "[geo-r]"
 LAT_NAMES = ("latitude", "lat", "gps_latitude", "gps_lat", "lat_deg")
 LON_NAMES = ("longitude", "lon", "lng", "long", "gps_longitude", "gps_lon", "lon_deg")
 COORDINATE_NAMES = ("coordinates", "coordinate", "coords", "latlon", "lat_lon", "latlng", "gps", "location")
@@ -48,13 +46,6 @@ LABEL_NAMES = {
 FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 _SLICE = re.compile(r"^(?P<split>[\w.-]+)\[(?P<start>\d*):(?P<stop>\d*)\]$")
 _MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG", ".png"), (b"RIFF", ".webp"), (b"GIF8", ".gif"), (b"BM", ".bmp"))
-
-
-def say(line: str) -> None:
-    """A `[geo-r]` line on the terminal of the main process (each torchrun rank reads the data)."""
-    if os.environ.get("RANK", "0") == "0":
-        sys.stdout.write(f"{PREFIX} {line}\n")
-        sys.stdout.flush()
 
 
 @dataclass(frozen=True)
@@ -342,23 +333,6 @@ def cache_folder(args: Any, source: HubSource, dataset: Any) -> Path:
     return Path(root) / f"{name}-{getattr(dataset, '_fingerprint', 'stream')}"
 
 
-class _Progress:
-    """A `[geo-r]` line every `every` seconds while a long loop runs: done / total, rate, ETA."""
-
-    def __init__(self, what: str, total: int | None, every: float = 10.0):
-        self.what, self.total, self.every = what, total, every
-        self.start = self.last = time.monotonic()
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = f", ETA {round((self.total - done) / rate)}s" if self.total and rate else ""
-        say(f"{self.what}: {done:,}/{self.total or '?'} rows ({rate:.0f} rows/s{eta})")
-
-
 def load_hub_rows(args: Any, *, check_images: bool = True, max_rows: int | None = None) -> list[Row]:
     """Every row of the split, validated like a jsonl row, with images as files (embedded bytes cached once)."""
     from open_r1.data.jsonl import parse_row
@@ -371,7 +345,7 @@ def load_hub_rows(args: Any, *, check_images: bool = True, max_rows: int | None 
     dataset = undecoded(dataset, columns)
     cache = ImageCache(cache_folder(args, source, dataset))
     total = len(dataset) if max_rows is None else min(max_rows, len(dataset))
-    progress = _Progress(f"reading {source.name}", total)
+    progress = Progress(f"reading {source.name}", total)
     rows: list[Row] = []
     for index, record in enumerate(itertools.islice(dataset, total)):
         where = source.where(index)
@@ -381,7 +355,8 @@ def load_hub_rows(args: Any, *, check_images: bool = True, max_rows: int | None 
             files.append(cache.path(data, index, k) if data else _local_path(path, source, columns.image, where))
         raw = record_to_raw(record, index, columns, features, source, files)
         rows.append(parse_row(raw, where, str(cache.folder), check_images, allow_absolute_image_paths=True))
-        progress(index + 1)
+        if index % 64 == 63:
+            progress(index + 1)
     if not rows:
         raise DataError(f"{source.where(0)}: no rows (the split is empty)")
     say(f"{source.name}: {len(rows):,} rows" + (f", {cache.written:,} embedded images written to {cache.folder}"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from open_r1.configs import EvalArguments, ModelArguments, SamplingArguments
+from open_r1.console import Progress, say
 from open_r1.data.dataset import rows_to_dataset, split_for_validation
 from open_r1.data.hub import read_rows
 from open_r1.data.rows import DataError, Row
@@ -132,7 +132,8 @@ def build_generator(model_args: ModelArguments, sampling: Sampling, *, min_pixel
 def generate_missing(todo: Sequence[Row], store: PredictionStore, generator: Generator, args: EvalArguments,
                      batch_size: int) -> None:
     """Generate the rows not yet stored and append their records, one flushed batch at a time."""
-    started = time.perf_counter()
+    progress = Progress("evaluation", len(todo), unit="images", every=0)
+    say(f"evaluation: {len(todo):,} images to generate, {batch_size} a batch (the first batch also times the rest)")
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         conversations = [row_conversation(row, args.question_template, args.max_pixels) for row in batch]
@@ -145,9 +146,7 @@ def generate_missing(todo: Sequence[Row], store: PredictionStore, generator: Gen
                 if args.episode_dir:
                     save_episode(episode, Path(args.episode_dir), row.id)
         store.append(records)
-        finished = start + len(batch)
-        logger.info("generated %d/%d rows (%.2f rows/s)", finished, len(todo),
-                    finished / (time.perf_counter() - started))
+        progress(start + len(batch))
 
 
 def run_name(model: str) -> str:
