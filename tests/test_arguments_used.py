@@ -1,18 +1,10 @@
 """No flag is accepted and then ignored: every field of every entry's argument dataclasses is read somewhere on
-that entry's code path.
+that entry's code path, or refused when set.
 
-The entries and their dataclasses are read from the source (each `TrlParser((A, B, ...))` call of an entry
-script), so a new entry or a new dataclass is checked without touching this file. A field counts as read when
-the modules the entry imports (transitively, within geo-r; `configs.py` itself excluded, since validating a
-value is not using it) read it as an attribute (`args.field`) or with `getattr(args, "field")`, or when it is
-the keyword of a registered reward (GRPO passes its arguments to the rewards by name), or when a TRL helper that
-those modules call reads it (`get_peft_config`, `get_quantization_config`: TRL's `ModelConfig` is ours to
-apply, since the trainers get an instantiated model). A field that is not read must be refused: parsing the
-entry with it set fails.
-
-TRL's `GRPOConfig` / `SFTConfig` go to TRL's trainers, which read them, except the fields that TRL applies only
-when it loads the model itself from a name (`model_init_kwargs`, `trust_remote_code`); geo-r loads the model,
-so those must be read by geo-r.
+The entries and dataclasses are read from the source (each `TrlParser((A, B, ...))`), so new ones are checked
+without touching this file. A field counts as read by attribute or `getattr` in the entry's transitive geo-r
+imports (not `configs.py`: validating is not using), as a registered reward's keyword, or by a TRL helper those
+modules call; TRL's configs count as read by TRL, except the fields it applies only when it loads the model.
 """
 
 from __future__ import annotations

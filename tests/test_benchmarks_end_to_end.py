@@ -1,23 +1,8 @@
-"""End to end on each benchmark's own layout (issue 15): a small table in the column layout the benchmark's
-file has today, JPEGs generated for its rows, the converter run as a user runs it
-(`python -m open_r1.data.convert <benchmark> ...`), then `open_r1.eval_geo --benchmark <name> --compare` on the
-tiny model; the printed comparison holds the benchmark's published rows (read here straight from
-`published_results.csv`) and this run's row, and `metrics.json` names every metric. The table has no OSV-5M
-rows yet, so there `--compare` prints that it has none (checked until rows are added, then the rows are).
-
-The layouts, as checked against the published files and loaders:
-
-- IM2GPS3K: `im2gps3k_places365.csv` of TIBHannover/GeoEstimation, `meta/` at commit 5e091c0 (the fixed
-  header `IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban`); the rows
-  below are rows of that file, verbatim.
-- YFCC4K: `yfcc4k_places365.csv` as G3 / Img2Loc distribute it. Only its `IMG_ID`, `LAT`, `LON` columns could be
-  confirmed (their loaders read those three, and open `IMG_ID` as the file name below the image folder); the
-  rest of the header is taken to be the places365 one above, and the rows are invented (Flickr-style photo-id
-  file names such as `10201275523.jpg`, authors, places), not rows of the real file.
-- OSV-5M: `test.csv` of the osv5m/osv5m dataset, with the 32 columns its loading script (`osv5m.py` on the
-  Hub) declares; the first row's id, coordinates, labels and creator are those of the sample row that script
-  quotes (Waitangi, Chatham Islands), the other rows are invented at real places. The shorter
-  19-column list (`id,...,region,sub-region,city`) some copies carry converts to the same rows.
+"""End to end on each benchmark's own layout: a small table in the benchmark file's column layout, JPEGs for its
+rows, the converter run as a user runs it, then `open_r1.eval_geo --benchmark <name> --compare` on the tiny
+model; the comparison holds the benchmark's published rows and this run's, and `metrics.json` names every metric.
+The layouts: IM2GPS3K's fixed places365 header with verbatim rows; YFCC4K's `IMG_ID`, `LAT`, `LON` (the rest of
+the header and the rows invented); OSV-5M's 32-column `test.csv` (and the 19-column variant) with one real row.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The README's main command on the embedded default, shortened: `bash run_scripts/run_grpo_rec.sh` with no GPU
-and no MODEL builds the tiny model, trains the SFT warm start, runs GRPO from it with 2 processes under DeepSpeed,
-evaluates both models on the held-out split and prints the table.
-
-The full-length run with its learning targets is `bench/learning.py`; this checks that the pipeline is wired
-right: GRPO trains the SFT model (not a copy of the base, not nothing), every figure the table prints is the one
-recomputed here from the predictions each stage wrote, the console shows one readable line per step, and a second
-launch reuses the warm start instead of training it again.
+and no MODEL builds the tiny model, trains the warm start, runs GRPO under DeepSpeed, evaluates both models and
+prints the table. This checks the wiring (the learning targets are `bench/learning.py`'s): GRPO trains the SFT
+model, every printed figure matches one recomputed from the predictions, the console shows one line per step, and
+a second launch reuses the warm start.
 """
 
 import json

@@ -1,14 +1,8 @@
-"""The house's import rules, read from the source (every import statement, also those inside functions and
-`TYPE_CHECKING` blocks, since a lazy import is still a dependency):
-
-- no import cycles, between modules or between the package's parts (`open_r1.data`, `open_r1.geo`, ...);
-- `answer/` (the output format and its reader) and `geo/` (pure geography) import nothing else of geo-r, and
-  `geo/` never reaches torch, transformers, trl, deepspeed or datasets;
-- `configs.py` reaches no rewards, training or evaluation code, so reading a recipe registers nothing;
-- `errors.py` and `compat.py` import nothing of geo-r, and `cli.py` only `errors.py`, so any module may use them;
-- `data/` reaches nothing of `rewards/` or `training/`; `evaluation/` nothing of `training/` or `rewards/`.
-
-"Reaches" is transitive, and importing `open_r1.x.y` also runs `open_r1/x/__init__.py`.
+"""The house's import rules, read from every import statement (lazy ones included: still a dependency):
+no cycles between modules or packages; `answer/` and `geo/` import nothing else of geo-r, and `geo/` no ML
+framework; `configs.py` reaches no rewards, training or evaluation code; `errors.py` and `compat.py` import
+nothing of geo-r, `cli.py` only `errors.py`; `data/` reaches nothing of `rewards/` or `training/`, and
+`evaluation/` nothing of `training/` or `rewards/`. "Reaches" is transitive, package `__init__`s included.
 """
 
 from __future__ import annotations

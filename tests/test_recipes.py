@@ -1,15 +1,8 @@
-"""Every recipe in the repo is parsed the way its program parses it, so a misspelt key or a bad value in a GPU
-recipe fails here, on a CPU, instead of on the cluster:
-
-- data_config/*.yaml: `TrlParser` with the entry's dataclasses (GRPO: GRPOScriptArguments, GRPOConfig,
-  ModelConfig; the `sft*` recipes: SFTScriptArguments, SFTConfig, ModelConfig), which refuses unknown keys;
-- local_scripts/llamafactory/*.yaml: LLaMA-Factory's own argument dataclasses with its HfArgumentParser, in
-  .venv-sft (these tests carry the `llamafactory` mark);
-- local_scripts/*.json: DeepSpeed's config classes (ZeRO sections refuse unknown keys) after transformers fills
-  the "auto" values, and every top-level key must be one DeepSpeed defines (it ignores others silently).
-
-A GPU recipe's `bf16: true` is parsed as on a GPU machine (transformers would refuse bf16 on this CPU).
-Each kind also has a test that a misspelt key fails.
+"""Every recipe in the repo is parsed the way its program parses it, so a misspelt key or a bad value in a GPU recipe
+fails here, on a CPU, instead of on the cluster: data_config/*.yaml with `TrlParser` and the entry's dataclasses,
+local_scripts/llamafactory/*.yaml with LLaMA-Factory's own parser in .venv-sft (the `llamafactory` mark), and
+local_scripts/*.json with DeepSpeed's config classes after transformers fills the "auto" values. GPU recipes'
+`bf16: true` is parsed as on a GPU machine; each kind also has a test that a misspelt key fails.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
 """Score how hard each training row is for a model, and write the hard-sample training file.
 
     python -m open_r1.difficulty --model_name_or_path output/sft --data_file_paths data/train.jsonl \
-        --image_folders data/images --num_guesses 4 --out data/train_scored.jsonl
-    python -m open_r1.difficulty ... --drop_solved --hotspot_km 25 --out data/train_hard.jsonl
+        --image_folders data/images --num_guesses 4 --out data/train_scored.jsonl [--drop_solved --hotspot_km 25]
 
-The model answers each row k times through the evaluation harness (vLLM when installed and a GPU is present;
-resumable in --output_dir); each row is written with difficulty, pass_rate, mean_geoguessr and agreement (see
-open_r1.data.difficulty) and every field it had. The filters leave out rows the model solves k/k, rows easier
-than --min_difficulty, and rows near the solved ones (--hotspot_km); train on the file as it is, or on the whole
-scored file with --sample_by difficulty. Image paths stay relative to the same --image_folders.
+The model answers each row k times through the evaluation harness (resumable in --output_dir); rows get
+difficulty, pass_rate, mean_geoguessr and agreement. Train on the filtered file, or on the whole scored file with
+--sample_by difficulty.
 """
 
 from __future__ import annotations

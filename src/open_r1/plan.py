@@ -1,11 +1,10 @@
 """Will a recipe fit in GPU memory, and with how much headroom: a per-GPU memory plan read from the recipe itself.
 
-Model states come from DeepSpeed's own estimator over parameters counted on the meta device (the real config in
-`open_r1/model_configs/`); activations, the log-prob head and generation from the shapes the recipe sets, as TRL
-1.16 and transformers compute them. A verdict names the cheapest change that makes a recipe fit.
+Model states come from DeepSpeed's own estimator over parameters counted on the meta device; activations, the
+log-prob head and generation from the recipe's shapes. A verdict names the cheapest change that makes it fit.
 
     python -m open_r1.plan --config data_config/geo_r_3b.yaml --nproc 8 --gpu_gib 80 [--any_recipe_key value]
-    python -m open_r1.plan --table -            # every shipped recipe on 1 and 8 GPUs of 4 sizes (docs/memory_plan.md)
+    python -m open_r1.plan --table -            # every shipped recipe on 1 and 8 GPUs of 4 sizes
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""A tool-using episode as TRL hands it to the rewards: the assistant turns, each possibly ending in tool calls,
-the tool turns that answer them, and the final assistant turn. What counts as the answer, as a call and as a
-failed call is decided here once, for the rewards, the logs and evaluation alike. A leaf: it imports nothing
-of geo-r.
-
-    [{"role": "assistant", "content": "<think>a sign, too small</think>",
-      "tool_calls": [{"type": "function", "function": {"name": "zoom", "arguments": {...}}}]},
-     {"role": "tool", "name": "zoom", "content": [{"type": "image", ...}, {"type": "text", "text": "..."}]},
-     {"role": "assistant", "content": "<think>...</think>\\n<answer>...</answer>"}]
-
-The answer is read from the text after the last tool turn: an `<answer>` written before a tool call is a
-draft the model chose to check, not its final word. The reasoning of every assistant turn is kept.
+"""A tool-using episode as TRL hands it to the rewards: assistant turns that may end in tool calls, the tool turns
+that answer them, and the final assistant turn. What counts as the answer, a call and a failed call is decided here
+once, so the rewards, the logs and evaluation agree. The answer is read after the last tool turn: an `<answer>`
+written before a call is a draft the model chose to check. A leaf: it imports nothing of geo-r.
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
-"""The one output format of geo-r: what the prompt asks for and how an answer is written. SFT targets are
-built from it, the parser reads it and the format reward (`open_r1.rewards.format`) grades it, so none of
-them can drift apart. A leaf: it imports nothing of geo-r.
-
-A well-formed completion is a region-level reasoning chain followed by one answer block::
-
-    <think>The script on the signs and the red soil point to South America. ... the country is Brazil,
-    the region São Paulo, the city São Paulo.</think>
-    <answer>Country: Brazil
-    Region: São Paulo
-    City: São Paulo
-    Latitude: -23.5475
-    Longitude: -46.6361</answer>
+"""The one output format of geo-r: what the prompt asks for and how an answer is written, a `<think>` chain
+followed by one `<answer>` block of country, region, city, latitude and longitude. SFT targets are built from it,
+the parser reads it and the format reward grades it, so none of them can drift apart. A leaf: it imports nothing
+of geo-r.
 """
 
 from __future__ import annotations

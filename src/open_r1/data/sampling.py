@@ -1,11 +1,8 @@
-"""How often each training row is drawn: geo-balanced (p of a group proportional to n_group ** alpha, so alpha 1
-keeps the data's own mix and alpha 0 draws every country, region or geocell equally often) and, for a hard-sample
-curriculum, in proportion to a row's `difficulty` field.
-
-A row's weight is the product of the two; the group part is n_group ** (alpha - 1), so a group's weights sum to
-n_group ** alpha. In memory the training set becomes a seeded draw with replacement of as many rows
-(`weighted_draw`), which TRL's sampler then shuffles and resumes as usual; a stream repeats each row a seeded
-number of times around its expected count (`StreamWeights`), so both are deterministic per seed.
+"""How often each training row is drawn: geo-balanced (a group's share proportional to n_group ** alpha, so alpha 1
+keeps the data's own mix and alpha 0 draws every country, region or geocell equally) and, for a hard-sample
+curriculum, in proportion to a row's `difficulty`. In memory this is a seeded draw with replacement
+(`weighted_draw`); a stream repeats each row a seeded number of times (`StreamWeights`); both are deterministic
+per seed.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """Chain-of-Region SFT targets: short, rule-based completions in exactly the format GRPO rewards.
 
-A warm start only has to teach the output format and the habit of narrowing down a place, so a target is
-built from the row's labels alone: a `<think>` chain continent -> country -> region -> city and an
-`<answer>` with the names and coordinates, assembled with `answer.format.wrap` / `render_answer` so it
-cannot drift from what the format reward checks. Labels the row lacks are filled by the one labelling rule
-of `open_r1.geo.labels` (the same truth the converters write, the hierarchy reward pays and the evaluation
-scores). The phrasing is picked per row from a few templates by a stable hash of the row id, so a model
-learns the structure rather than one sentence, and the same row always gets the same target.
+A warm start only has to teach the format and the habit of narrowing down a place, so a target is built from the
+row's labels alone (continent -> country -> region -> city, then the answer), through `answer.format` and
+`geo.labels` so it cannot drift from what the rewards check. The phrasing is picked per row from a few templates
+by a stable hash of the row id: the model learns the structure, not one sentence, and a row's target never changes.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Export jsonl + image folders as a LLaMA-Factory multimodal sharegpt dataset, for the SFT warm start.
 
-    python -m open_r1.data.to_llamafactory --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a/:imgs_b/ \
-        --out data/llamafactory [--targets answer] [--dataset_name geo_r_sft]
+    python -m open_r1.data.to_llamafactory --data_file_paths a.jsonl --image_folders imgs/ --out data/llamafactory
 
-Writes `OUT/<dataset_name>.jsonl` and adds its entry to `OUT/dataset_info.json` (other entries are kept),
-so `llamafactory-cli train ... dataset_dir: OUT dataset: <dataset_name>` reads it. Each record is one
-human turn (one `<image>` tag per image, then the exact text GRPO prompts with) and one gpt turn (the
-Chain-of-Region target, or the row's own answer); image paths are absolute, so the dataset is valid
-wherever LLaMA-Factory runs from.
+Writes `OUT/<dataset_name>.jsonl` and its entry in `OUT/dataset_info.json` (other entries kept). Each record is
+the exact text GRPO prompts with and the Chain-of-Region target (or the row's answer); image paths are absolute,
+so the dataset is valid wherever LLaMA-Factory runs from.
 """
 
 from __future__ import annotations

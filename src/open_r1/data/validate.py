@@ -2,12 +2,9 @@
 
     python -m open_r1.data.validate --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a:imgs_b
 
-Rows are checked with the loader's own `parse_row`, so validate and training agree on what is wrong; on top
-it checks that every image exists (and, with `--decode_images`, decodes), that ids are unique across files,
-and it counts label coverage and countries (a label written as NaN/None/null is a missing label, never the
-place "nan"; such placeholders are counted). Each problem is reported as `file:line: field: what is wrong`;
-the exit code is non-zero when there is any. `validate()` is what training calls at start-up: without
-decoding it only reads the jsonl and stats the images, and its memory stays small for millions of rows.
+Rows are checked with the loader's own `parse_row`, so validation and training agree on what is wrong; images
+must exist (`--decode_images` decodes them) and ids be unique. Problems print as `file:line: field: what is
+wrong`, and the exit code is non-zero when there is any. Training calls `validate()` at start-up.
 """
 
 from __future__ import annotations

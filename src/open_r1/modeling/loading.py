@@ -1,11 +1,8 @@
 """Load a Qwen2.5-VL-style model and its processor the way every stage needs them.
 
-Two things are decided here once, so no caller can get them wrong:
-- the processor pads on the LEFT. Qwen2.5-VL's `get_rope_index` reads positions from the attention mask,
-  and a right-padded batch that mixes rows with 1 and 4 images crashes there with a shape mismatch; TRL
-  sets left padding only when it loads the processor itself, and leaves it to callers otherwise.
-- the model class comes from the checkpoint's config, never from its folder name, so an SFT checkpoint
-  saved as `output/sft-run3` loads like `Qwen/Qwen2.5-VL-3B-Instruct`.
+Decided here once: the processor pads on the left (a right-padded batch mixing rows of 1 and 4 images crashes in
+Qwen2.5-VL's `get_rope_index`, and TRL sets left padding only when it loads the processor itself), and the model
+class comes from the checkpoint's config, never its folder name, so `output/sft-run3` loads like the base model.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Reward functions for TRL's GRPOTrainer, registered by name.
 
-    from open_r1.rewards import REWARDS, build_reward_funcs, load_reward_module
+    from open_r1.rewards import build_reward_funcs, load_reward_module
     load_reward_module("my_rewards.py")            # optional: the user's own rewards
-    funcs = build_reward_funcs(["format", "haversine"], {"tau_start": 2000.0})
-    GRPOTrainer(..., reward_funcs=funcs)
+    GRPOTrainer(..., reward_funcs=build_reward_funcs(["format", "haversine"], {"tau_start": 2000.0}))
 
-Geo rewards (`format`, `haversine`, `hierarchy`, `geohash`, `geoguessr`, `georpiecewise`, `within_km`) live in
-`rewards.geo`, generic ones for non-geo rows (`accuracy`, `iou`) in `rewards.generic`. Step metrics are
-reported through TRL's `log_metric` hook and show up in the trainer's logs as `geo/...` and `generic/...`.
+Geo rewards live in `rewards.geo`, generic ones in `rewards.generic`; step metrics log as `geo/...`, `generic/...`.
 """
 
 from open_r1.rewards import generic, geo, tool_use  # noqa: F401  (importing registers the rewards)

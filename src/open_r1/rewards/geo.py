@@ -1,14 +1,9 @@
 """Geolocation rewards for TRL's GRPOTrainer.
 
-Conventions shared by all of them:
-- a row without valid coordinate labels gets None (TRL leaves that reward out for the row), except `format`,
-  which grades such non-geo rows on the think/answer structure alone;
-- a completion without exactly one valid coordinate pair gets 0 (`format`: `format_penalty`); nothing here
-  raises on a bad completion or row, they are counted in the step metrics instead;
-- distances, geocoding and geohashes run over the whole batch as numpy arrays;
-- step metrics go through TRL's `log_metric` hook (passed to every reward function as a keyword argument),
-  each reported once per step under `geo/...` whichever rewards are enabled; the per-completion distance
-  goes to TRL's completions table through its `log_extra` hook as column `distance_km`.
+Shared conventions: a row without valid coordinates gets None (TRL leaves the reward out), except `format`, which
+grades its structure; a completion without exactly one valid coordinate pair gets 0, and nothing raises on a bad
+completion or row (they are counted instead); the batch is scored as numpy arrays; step metrics go through TRL's
+`log_metric` hook under `geo/...`, and each completion's distance to its completions table as `distance_km`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""`tool_use`: keeps tool calls honest. An episode loses `tool_call_penalty` for each invalid call (a tool that
-does not exist, arguments it rejects, a call the parser could not read, a tool's own error text) and for each
-call beyond `max_tool_calls`; an episode that calls well, or not at all, gets 0. What a call is worth is left to
-the geographic rewards: a zoom that reads the sign pays through a better answer.
-
-It also reports, once per step, `tools/calls_per_episode`, `tools/error_rate` (invalid calls over calls) and
-`tools/episodes_with_calls`, which TRL's own `tools/failure_frequency` cannot show: geo-r's tools answer a bad
-call with an error text, not an exception.
+"""`tool_use`: keeps tool calls honest. An episode loses `tool_call_penalty` for each invalid call and each call
+beyond `max_tool_calls`, and gets 0 otherwise; what a good call is worth is left to the geographic rewards. It
+also logs `tools/calls_per_episode`, `tools/error_rate` and `tools/episodes_with_calls`, which TRL's
+`tools/failure_frequency` cannot show, since geo-r's tools answer a bad call with an error text, not an exception.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""`zoom`: the model crops a region of the photo and sees it again at full resolution, as strong geolocators do
-with signs, plates and road markings too small to read at the default image size.
+"""`zoom`: the model crops a region of the photo and sees it again at full resolution, for signs, plates and road
+markings too small to read at the default image size.
 
-A tool needs the photo of the episode it is called in, and a plain function cannot know it. TRL's way of
-giving a tool per-sample context is `GRPOTrainer(environment_factory=...)`: TRL makes one environment object
-per rollout, calls its `reset(**row)` with the dataset row of that rollout (here the row's `image_paths`)
-before generating, and exposes the environment's public methods as tools, with the schema read from their
-type hints and docstrings. `PhotoTools` is that environment; `ToolSet.bind(row)` does the same for one
-row in evaluation and `predict`, so training and inference call the very same method.
+A tool needs its episode's photo, which a plain function cannot know, so `PhotoTools` is a TRL environment
+(`GRPOTrainer(environment_factory=...)`): TRL calls its `reset(**row)` before each rollout and exposes its public
+methods as tools. `ToolSet.bind(row)` does the same in evaluation and `predict`, so training and inference call the
+very same method.
 """
 
 from __future__ import annotations

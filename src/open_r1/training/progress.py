@@ -1,12 +1,8 @@
 """One readable line per logged GRPO step, so a person can follow a run by eye.
 
-Trainer's console output is a dict of strings per log (`{'loss': '0.01', 'reward': '1.2', ...}`, 30+ keys).
-`ProgressLines` replaces it on the console with the figures that say whether a geolocation run learns::
-
-    [geo-r] step  12/40  reward 1.284  parse 97%  median 412 km  <=25 km 18%  3.1 s/step  ETA 1m27s
-
-and keeps every logged value, unabridged, as one JSON object per line in `<output_dir>/metrics.jsonl`
-(TensorBoard / wandb still get them too, through `report_to`).
+`ProgressLines` replaces the Trainer's per-log dict of 30+ keys on the console with the figures that say whether
+a geolocation run learns (reward, parse rate, median error, accuracy within 25 km, speed, ETA), and keeps every
+logged value as one JSON object per line in `<output_dir>/metrics.jsonl`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """How many of a step's groups carry a learning signal: the share of groups whose completions all got the same
 total reward (`frac_reward_flat_groups` in the step logs).
 
-GRPO learns only from the reward differences within a group. TRL logs `frac_reward_zero_std`, but it tests the
-group's standard deviation against 0 with an absolute tolerance of 1e-8, and the float32 standard deviation of
-eight equal rewards such as 2.136 comes out near 1e-7: a run whose model samples the same completion for every
-prompt (a peaked SFT start at a low temperature) logs 0.0 there, step after step. This measure compares each
-group's spread with a tolerance relative to its rewards, on the same weighted sum TRL's advantages use.
+TRL's `frac_reward_zero_std` tests the group's std against an absolute 1e-8, which the float32 std of eight equal
+rewards misses, so a run sampling one completion per prompt logs 0.0 there. This compares each group's spread with
+a tolerance relative to its rewards, on the weighted sum TRL's advantages use.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Which SFT warm start a GRPO launch can reuse: a fingerprint of everything that decides the SFT model.
 
-`run_scripts/run_grpo_rec.sh` trains the warm start once and reuses it on later launches, so a second GRPO
-run (another seed, other GRPO flags) does not pay for SFT again. Reuse is safe only when the model, the data,
-the recipe and the flags are the same: the fingerprint hashes the contents of each (the bytes of small files,
-size and modification time of files over 64 MiB, such as a 7B model's shards), so editing the recipe or
-regenerating the data trains a new warm start instead of silently reusing a stale one.
+run_grpo_rec.sh trains the warm start once and reuses it while the model, data, recipe and flags are unchanged:
+the fingerprint hashes each one's contents, so an edited recipe or regenerated data trains a new warm start.
 
-    python -m open_r1.training.warm_start .cache/tiny-qwen2.5-vl data/demo/train.jsonl data_config/sft_demo.yaml \
-        -- --seed 42        # prints 16 hex digits
+    python -m open_r1.training.warm_start MODEL DATA RECIPE -- [SFT flags]    # prints 16 hex digits
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
-r"""`csv`: any table with an image column and latitude/longitude columns (MP-16-style training sets, your
-own metadata); the column names are flags. The OSV-5M, IM2GPS3K and YFCC4K converters are this one with
-their datasets' column names as defaults.
+r"""`csv`: any table with an image column and latitude/longitude columns (MP-16-style training sets, your own
+metadata); the column names are flags, and the OSV-5M, IM2GPS3K and YFCC4K converters are this one with their
+datasets' names as defaults. The coordinate order is decided for the whole file before any row is written
+(`latlon.decide`); when it is unclear the run stops and asks for `--swap_latlon` or `--no_swap_latlon`.
 
-    python -m open_r1.data.convert csv --csv mp16_places365.csv --images mp16/ --out data/mp16.jsonl \
-        --image_col IMG_ID --lat_col LAT --lon_col LON --city_col city --region_col state --country_col country
-
-Before any row is written, the order of the two coordinate columns is decided for the whole file
-(`latlon.decide`: known files, impossible values, and where the sampled places lie either way); when that is
-not clear the run stops and asks for `--swap_latlon` or `--no_swap_latlon`. `--delimiter` takes a character,
-an escape as typed in a shell (`'\t'`) or a name (`tab`). Empty cells and the NaN/None/null that pandas writes
-for them are missing labels (filled by the geocoder), never the place "nan".
+    python -m open_r1.data.convert csv --csv mp16_places365.csv --images mp16/ --out data/mp16.jsonl --image_col IMG_ID
 """
 
 from __future__ import annotations

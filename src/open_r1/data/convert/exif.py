@@ -1,14 +1,7 @@
-"""`exif`: a folder of your own photos -> rows from their GPS EXIF tags.
-
-Coordinates are read with Pillow's EXIF API (degrees/minutes/seconds plus the N/S and E/W references).
-JPEG, PNG, WebP and TIFF are read by Pillow itself; HEIC/HEIF (iPhone photos) need the optional
-`pillow-heif` package, and without it they are skipped and counted, like photos without a GPS fix.
-Rows point at the photos where they are: the photo folder is the image folder.
-
-A photo's EXIF header can be intact while its picture is not (a copy cut short, a corrupt card), and such a
-row would only fail in training. So every photo that would become a row is decoded first (a JPEG at 1/8 scale,
-Pillow's draft mode, which still reads the whole compressed stream); the ones that fail are skipped, counted,
-and listed by name with the reason after the conversion.
+"""`exif`: a folder of your own photos -> rows from their GPS EXIF tags, pointing at the photos where they are.
+HEIC/HEIF needs the optional `pillow-heif`; without it such photos are skipped and counted, like those without a
+GPS fix. Every photo is decoded first, since an intact EXIF header can sit on a broken picture that would only
+fail in training; the ones that fail are listed with the reason.
 
     python -m open_r1.data.convert exif --photos ~/Pictures/trip --out data/trip.jsonl
 """

@@ -1,11 +1,6 @@
-r"""`im2gps3k`: the IM2GPS3K test set, from the `im2gps3k_places365.csv` that geolocation repos link
-(columns `IMG_ID`, `AUTHOR`, `LAT`, `LON`, ...) and its folder of 2,997 Flickr photos.
-
-TIBHannover/GeoEstimation published that file with its coordinate columns named the wrong way round (`LON`,
-`LAT` over latitude, longitude values) until 2020-02-17; the file linked today is fixed, but old copies still
-circulate. The converter recognises both (header plus Flickr-style ids) and checks the sampled places against
-the offline geocoder either way (`latlon.decide`), so either file converts correctly without a flag and the
-output says which it found; `--swap_latlon` / `--no_swap_latlon` override, and an unclear file stops the run.
+r"""`im2gps3k`: the IM2GPS3K test set, from `im2gps3k_places365.csv` and its folder of 2,997 Flickr photos. Old
+copies of that file name the coordinate columns the wrong way round; both versions convert without a flag
+(`latlon.decide`), the output says which it found, and `--swap_latlon` / `--no_swap_latlon` override.
 
     python -m open_r1.data.convert im2gps3k --csv im2gps3k_places365.csv --images im2gps3ktest/ \
         --out data/im2gps3k/test.jsonl

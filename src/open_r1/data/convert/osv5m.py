@@ -1,8 +1,6 @@
-r"""`osv5m`: OpenStreetView-5M's `train.csv` / `test.csv` and its unpacked image folders.
-
-The table names each image by `id` only; the images are `<id>.jpg`, usually in the sub-folders `00/`,
-`01/`, ... that the zip archives unpack to, so they are found by name below `--images`. Country (ISO code),
-region and city come from the table; the reverse geocoder fills the ones it leaves empty.
+r"""`osv5m`: OpenStreetView-5M's `train.csv` / `test.csv` and its unpacked image folders. Images are `<id>.jpg`,
+found by name below `--images` (the archives unpack into `00/`, `01/`, ...); the reverse geocoder fills the place
+labels the table leaves empty.
 
     python -m open_r1.data.convert osv5m --csv osv5m/train.csv --images osv5m/images/train \
         --out data/osv5m/train.jsonl

@@ -1,9 +1,6 @@
-r"""`webdataset`: tar shards with an image and a json (`lat`, `lon`, optional `country`, `region`, `city`,
-`id`) per sample -> the images extracted to a folder plus a jsonl.
-
-Shards are local paths or brace patterns; each shard's images go to a sub-folder named after the shard, so
-keys that repeat across shards (many writers restart at 000000) cannot overwrite each other. To train on
-shards without extracting them, give them to `--data_file_paths` with `--streaming` instead.
+r"""`webdataset`: tar shards with an image and a json (`lat`, `lon`, optional labels and `id`) per sample -> the
+images extracted to a folder plus a jsonl. Each shard gets its own sub-folder, since keys often repeat across
+shards. To train on shards without extracting them, pass them to `--data_file_paths` with `--streaming`.
 
     python -m open_r1.data.convert webdataset --shards 'shards/train-{000..099}.tar' \
         --out data/wds/train.jsonl --images_out data/wds/images

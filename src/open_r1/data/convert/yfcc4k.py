@@ -1,9 +1,6 @@
-r"""`yfcc4k`: the YFCC4K test set, from `yfcc4k_places365.csv` (columns `IMG_ID`, `LAT`, `LON`, ...) and its
-image folder.
-
-Images are found at `IMG_ID` below `--images`, with an extension added or by file name when the table gives
-bare photo ids. Like every table converter, it decides the coordinate order for the whole file first
-(`latlon.decide`) and stops, asking for `--swap_latlon` or `--no_swap_latlon`, when that is not clear.
+r"""`yfcc4k`: the YFCC4K test set, from `yfcc4k_places365.csv` (`IMG_ID`, `LAT`, `LON`, ...) and its image folder.
+Images are found at `IMG_ID` below `--images`; like every table converter it decides the coordinate order for the
+whole file first and stops when that is unclear.
 
     python -m open_r1.data.convert yfcc4k --csv yfcc4k_places365.csv --images yfcc4k/ \
         --out data/yfcc4k/test.jsonl
