@@ -1,13 +1,10 @@
 """Supervised warm start of Qwen2.5-VL before GRPO, with TRL's own SFTTrainer (no second framework needed).
 
     python -m open_r1.sft --config data_config/sft_demo.yaml
-    python -m open_r1.sft --model_name_or_path Qwen/Qwen2.5-VL-3B-Instruct \
-        --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a/:imgs_b/ --output_dir output/sft [--use_peft]
-    torchrun --nproc_per_node 8 src/open_r1/sft.py --deepspeed local_scripts/zero3.json ...
+    torchrun --nproc_per_node 8 src/open_r1/sft.py --deepspeed local_scripts/zero3.json --config ... [--use_peft]
 
-Trains on Chain-of-Region targets (or the rows' own answers with --targets answer) behind the same prompts
-GRPO uses, and saves model + processor to --output_dir, which `grpo_jsonl.py --model_name_or_path` loads
-as it is (a LoRA run is merged into the base weights first).
+Trains on Chain-of-Region targets (or the rows' answers, `--targets answer`) behind GRPO's prompts and saves model
++ processor to --output_dir, which `grpo_jsonl.py --model_name_or_path` loads as it is (LoRA merged first).
 """
 
 from __future__ import annotations

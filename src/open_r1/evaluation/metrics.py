@@ -1,34 +1,10 @@
 """The numbers geolocation papers report, computed from prediction records (one per image).
 
-Two metric sets, chosen with `--metrics`; `metrics.json` names the one it holds under `metric_set`.
-
-`geo_r` (the default, ours):
-
-- Accuracy at 1 / 25 / 200 / 750 / 2500 km (street, city, region, country, continent) counts an image when
-  its great-circle error is at most the threshold (`<=`, as GeoCLIP's evaluation: geoclip/train/eval.py,
-  `distance_accuracy`), on a sphere of radius 6371.0088 km (`geo.distance`). Rates are percentages of all
-  images.
-- Country / region / city accuracy follow OSV-5M's idea with our truth: the predicted coordinates are
-  reverse-geocoded offline (the nearest GeoNames place) and compared by normalised name with the true labels
-  of the one labelling rule (`open_r1.geo.labels`); a region counts only inside the right country, a city
-  only inside the right country and region. Images whose truth is unknown at a level are left out of that
-  level's denominator (as OSV-5M does with its "nan" labels).
-
-`osv5m`: OSV-5M's definitions exactly (Astruc et al., "OpenStreetView-5M", CVPR 2024; code
-github.com/gastruc/osv5m, metrics/utils.py and metrics/distance_based.py): see `osv5m_errors_km`,
-`osv5m_place_keys` and `distance_metrics(strict=True)`.
-
-Both sets:
-
-- An unparseable answer is never skipped: it is wrong at every threshold and at every place level, scores 0
-  GeoGuessr points, and enters the mean and median error as half a great circle of the set's sphere
-  (`FAILURE_KM` = pi * 6371.0088 km, about 20,015 km), the largest distance any parsed answer can have, so
-  no failure can look better than a guess.
-- GeoGuessr score: mean of 5000 * exp(-km / 1492.7), the curve PIGEON fitted (Haas et al., CVPR 2024) and
-  OSV-5M's metrics/distance_based.py computes.
-- With several guesses per image, the headline numbers are those of the top-ranked guess (see
-  `rank_guesses`), `best_of_k/*` those of the closest guess, and the top-5 weighted score is defined in
-  `top5_credit` and `top5_weighted_score`.
+Two sets, chosen with `--metrics` and named in `metrics.json` under `metric_set`: `geo_r` (accuracy within 1 / 25
+/ 200 / 750 / 2500 km, country/region/city accuracy against the labels of `open_r1.geo.labels`, GeoGuessr score)
+and `osv5m` (OSV-5M's definitions exactly). In both an unparseable answer is never skipped: it is wrong
+everywhere and counts as half a great circle (`FAILURE_KM`), so no failure can look better than a guess. With
+several guesses the headline is the top-ranked one and `best_of_k/*` the closest.
 """
 
 from __future__ import annotations
