@@ -106,8 +106,18 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, format_
                   **kwargs: Any) -> list[float]:
     """Region-reasoning format, graded part by part (rewards.format.FormatParts): a <think> block, one <answer>
     block ending the completion, exactly one coordinate pair in it, and a country -> region -> city chain in
-    the reasoning. A completion without a parseable answer gets `format_penalty`. Rows without coordinate
-    labels (non-geo tasks in a mixed dataset) are graded on the <think>/<answer> structure alone, in [0, 1].
+    the reasoning. Rows without coordinate labels (non-geo tasks in a mixed dataset) are graded on the
+    <think>/<answer> structure alone, in [0, 1].
+
+    Args:
+        prompts: The batch's prompts, as TRL passes them to every reward (unused).
+        completions: The batch's completions, as TRL hands them (chat messages or text).
+        format_penalty: The reward of a completion on a geo row without a parseable answer.
+        **kwargs: The dataset's columns, one value per completion (`lat`, `lon`, and `country`, `region`, `city`
+            where the rows have them), and TRL's `trainer_state` and `log_metric`.
+
+    Returns:
+        One reward per completion.
     """
     batch = batch_of(completions)
     parts: list[FormatParts] = batch.cache.get("format_parts")
@@ -137,9 +147,21 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, format_
 @register("haversine")
 def haversine_reward(prompts: Sequence[Any], completions: Sequence[Any], *, tau_start: float = 2000.0,
                      tau_end: float = 25.0, tau_schedule: str = "exponential", **kwargs: Any) -> list[float | None]:
-    """exp(-d_km / tau), with tau annealed from `tau_start` to `tau_end` over training by `tau_schedule`
-    (constant, linear, exponential or cosine in global_step / max_steps): early on, any guess in the right
-    part of the world is paid; late, only close ones are."""
+    """exp(-d_km / tau), with tau annealed over training: early on, any guess in the right part of the world is
+    paid; late, only close ones are.
+
+    Args:
+        prompts: The batch's prompts, as TRL passes them to every reward (unused).
+        completions: The batch's completions, as TRL hands them (chat messages or text).
+        tau_start: tau (km) at the first step.
+        tau_end: tau (km) at `max_steps`.
+        tau_schedule: How tau moves in global_step / max_steps: constant, linear, exponential or cosine.
+        **kwargs: The dataset's columns, one value per completion (`lat`, `lon`, and `country`, `region`, `city`
+            where the rows have them), and TRL's `trainer_state` and `log_metric`.
+
+    Returns:
+        One reward per completion in [0, 1]: 0 without a valid answer, None for a row without coordinate labels.
+    """
     batch = batch_of(completions)
     log_metric = kwargs.get("log_metric")
     km, labelled = _distances(batch, kwargs, log_metric)
@@ -167,11 +189,24 @@ def georpiecewise_reward(prompts: Sequence[Any], completions: Sequence[Any], **k
 @register("within_km")
 def within_km_reward(prompts: Sequence[Any], completions: Sequence[Any], *,
                      km_thresholds: Sequence[float] = (25.0, 200.0, 750.0, 2500.0), **kwargs: Any) -> list[float | None]:
-    """Share of the distance thresholds the answer falls within (strictly, as OSV-5M counts them): by default the
-    field's city, region, country and continent scales, 25 / 200 / 750 / 2500 km. Every answer within the
-    smallest threshold scores the same, so a picture that tells the city but not the street pays nothing for the
-    luck of the digits, while digits that drift out of the city lose a level. Add 1 for street level when the
-    pictures tell the street."""
+    """Share of the distance thresholds the answer falls within (strictly, as OSV-5M counts them). Every answer
+    within the smallest threshold scores the same, so a picture that tells the city but not the street pays nothing
+    for the luck of the digits, while digits that drift out of the city lose a level.
+
+    Args:
+        prompts: The batch's prompts, as TRL passes them to every reward (unused).
+        completions: The batch's completions, as TRL hands them (chat messages or text).
+        km_thresholds: The distances, in km; by default the city, region, country and continent scales. Add 1 for
+            street level when the pictures tell the street.
+        **kwargs: The dataset's columns, one value per completion (`lat`, `lon`, and `country`, `region`, `city`
+            where the rows have them), and TRL's `trainer_state` and `log_metric`.
+
+    Returns:
+        One reward per completion in [0, 1]: 0 without a valid answer, None for a row without coordinate labels.
+
+    Raises:
+        ValueError: A threshold that is not a positive distance.
+    """
     batch = batch_of(completions)
     km, labelled = _distances(batch, kwargs, kwargs.get("log_metric"))
     thresholds = np.asarray(sorted(float(t) for t in km_thresholds), dtype=np.float64)
@@ -185,8 +220,19 @@ def within_km_reward(prompts: Sequence[Any], completions: Sequence[Any], *,
 @register("geohash")
 def geohash_reward(prompts: Sequence[Any], completions: Sequence[Any], *, geohash_precision: int = 6,
                    **kwargs: Any) -> list[float | None]:
-    """Length of the geohash prefix the answer shares with the truth / `geohash_precision`: one step per
-    nested grid cell (precision 1 is about 5000 km, 3 about 150 km, 6 about 1 km)."""
+    """Length of the geohash prefix the answer shares with the truth / `geohash_precision`: one step per nested
+    grid cell.
+
+    Args:
+        prompts: The batch's prompts, as TRL passes them to every reward (unused).
+        completions: The batch's completions, as TRL hands them (chat messages or text).
+        geohash_precision: Cells to compare (precision 1 is about 5000 km, 3 about 150 km, 6 about 1 km).
+        **kwargs: The dataset's columns, one value per completion (`lat`, `lon`, and `country`, `region`, `city`
+            where the rows have them), and TRL's `trainer_state` and `log_metric`.
+
+    Returns:
+        One reward per completion in [0, 1]: 0 without a valid answer, None for a row without coordinate labels.
+    """
     batch = batch_of(completions)
     t_lat, t_lon, labelled = _truth(batch, kwargs)
     _distances(batch, kwargs, kwargs.get("log_metric"))  # the step's answer and distance figures
@@ -214,19 +260,25 @@ def hierarchy_reward(prompts: Sequence[Any], completions: Sequence[Any], *, coun
                      region_weight: float = 0.3, city_weight: float = 0.2, **kwargs: Any) -> list[float | None]:
     """Credit for naming the right country, region (admin1) and city: the weighted share of levels matched.
 
-    Truth per level: `hierarchy_truth`, the one labelling rule (`open_r1.geo.labels`): the row's
-    `country`/`region`/`city` labels, gaps filled from the nearest GeoNames place of the row's country within
-    300 km (country, region) or 50 km (city), so a border never mixes two countries and a point far from any
-    town has no city to name. Prediction per level: the name the model wrote, else the nearest place to its
-    coordinates. Names compare by normalised equality (case, accents, punctuation, country aliases and codes);
-    GeoNames uses English/ASCII names, so a local spelling ("Lisboa") is a miss.
+    Truth per level: `hierarchy_truth`, the one labelling rule (`open_r1.geo.labels`). Prediction per level: the
+    name the model wrote, else the nearest place to its coordinates. Names compare by normalised equality (case,
+    accents, punctuation, country aliases and codes); GeoNames uses English/ASCII names, so "Lisboa" is a miss.
+    The country counts only when the written country (if any) is the one its own coordinates fall in, so an answer
+    cannot hedge; region and city count only when the country does (region names repeat across countries) and are
+    not checked against the coordinates (the nearest populated place is too coarse to judge their boundaries).
 
-    Names and coordinates that disagree: the country counts only when the written country (if any) is the
-    one its own coordinates fall in, so an answer cannot hedge with a country name in one place and
-    coordinates in another. Region and city only count when the country does (region names repeat across
-    countries); they are not checked against the coordinates, because the nearest populated place is too
-    coarse to judge a region or city boundary. Rows with neither coordinate labels nor a recognisable country
-    label get None; completions without a valid answer get 0.
+    Args:
+        prompts: The batch's prompts, as TRL passes them to every reward (unused).
+        completions: The batch's completions, as TRL hands them (chat messages or text).
+        country_weight: Weight of the country level.
+        region_weight: Weight of the region level.
+        city_weight: Weight of the city level. The three are normalised to sum to 1.
+        **kwargs: The dataset's columns, one value per completion (`lat`, `lon`, and `country`, `region`, `city`
+            where the rows have them), and TRL's `trainer_state` and `log_metric`.
+
+    Returns:
+        One reward per completion in [0, 1]: 0 without a valid answer, None for a row with neither coordinate
+        labels nor a recognisable country label.
     """
     batch = batch_of(completions)
     n = len(batch)

@@ -19,7 +19,18 @@ __all__ = ["tool_use_reward"]
 @register("tool_use")
 def tool_use_reward(prompts: Sequence[Any], completions: Sequence[Any], *, tool_call_penalty: float = 0.2,
                     max_tool_calls: int = 3, **kwargs: Any) -> list[float]:
-    """Minus `tool_call_penalty` per invalid tool call and per call beyond `max_tool_calls` in the episode."""
+    """Minus `tool_call_penalty` per invalid tool call and per call beyond `max_tool_calls` in the episode.
+
+    Args:
+        prompts: The batch's prompts, as TRL passes them to every reward (unused).
+        completions: The batch's episodes: assistant turns, the tool turns answering their calls, the final turn.
+        tool_call_penalty: What each invalid or excess call costs.
+        max_tool_calls: Calls an episode may make before each further one is penalised.
+        **kwargs: TRL's `log_metric`, for the `tools/...` step metrics; the other columns are ignored.
+
+    Returns:
+        One reward per episode, at most 0.
+    """
     batch = batch_of(completions)
     episodes = batch.cache.get("episodes")
     if episodes is None:
