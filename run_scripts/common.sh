@@ -130,6 +130,10 @@ for name, values in given.items():
 PY
 }
 
+# stage_output LOG STAGE: a long stage's whole output into LOG, and on the terminal its [geo-r] lines (progress with an
+# ETA) and error lines, plus a "still working" line whenever it has been quiet for 10 s (open_r1.console)
+stage_output() { tee "$1" | "$PYTHON" -m open_r1.console "$2"; }
+
 # first_error FILE [BYTES]: the first `error: ...` line an entry point printed (open_r1.cli's one line
 # for a bad input, or argparse's `PROG: error: ...`) in FILE after its first BYTES bytes; nothing when there is none.
 first_error() {
@@ -152,7 +156,8 @@ run_torchrun() {
     --node_rank="${NODE_RANK:-0}" \
     --master_addr="${MASTER_ADDR:-127.0.0.1}" \
     --master_port="$MASTER_PORT" \
-    "$@" 2>&1 | tee -a "$log" || status=$?  # the launchers run with pipefail: torchrun's status
+    "$@" 2>&1 | tee -a "$log" | "$PYTHON" -m open_r1.console --all "$(basename "$1" .py)" \
+    || status=$?  # the launchers run with pipefail: torchrun's status; a quiet spell gets a "still working" line
   if [[ "$status" != 0 ]]; then
     local line; line="$(first_error "$log" "$start")"
     if [[ -n "$line" ]]; then echo "$line" >&2; status=2; fi

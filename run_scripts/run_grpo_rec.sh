@@ -91,10 +91,10 @@ case "$WARM_START" in
         else sft_env+=(DS_CONFIG="${SFT_DS_CONFIG:-$REPO_HOME/local_scripts/zero3.json}"); fi
       fi
       if [[ "$WARM_START" == native ]]; then
-        env "${sft_env[@]}" bash run_scripts/run_sft.sh ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" > "$warm_log" 2>&1 \
+        env "${sft_env[@]}" bash run_scripts/run_sft.sh ${SFT_FLAGS:-} "${SEED_FLAGS[@]}" 2>&1 | stage_output "$warm_log" "warm start" \
           || { tail -n 40 "$warm_log"; echo "[geo-r] the warm start failed: log in $warm_log" >&2; first_error "$warm_log" >&2; exit 1; }
       else
-        env "${sft_env[@]}" bash run_scripts/run_sft_llamafactory.sh ${SFT_FLAGS:-} ${SEED:+seed="$SEED"} > "$warm_log" 2>&1 \
+        env "${sft_env[@]}" bash run_scripts/run_sft_llamafactory.sh ${SFT_FLAGS:-} ${SEED:+seed="$SEED"} 2>&1 | stage_output "$warm_log" "warm start" \
           || { tail -n 40 "$warm_log"; echo "[geo-r] the warm start failed: log in $warm_log" >&2; first_error "$warm_log" >&2; exit 1; }
       fi
       [[ "${NODE_RANK:-0}" == 0 ]] && echo "$WARM_FP" > "$WARM_DIR/warm_start.done"
@@ -136,7 +136,7 @@ if [[ "$EVAL" == 1 && "${NODE_RANK:-0}" == 0 ]]; then
     fi
     echo "[geo-r] evaluating the $1 model on $EVAL_DATA"
     "$PYTHON" -m open_r1.eval_geo --model_name_or_path "$2" --data_file_paths "$EVAL_DATA" \
-      --image_folders "$EVAL_IMAGES" --output_dir "$3" --overwrite --no_plots ${EVAL_FLAGS:-} > "$3.log" 2>&1 \
+      --image_folders "$EVAL_IMAGES" --output_dir "$3" --overwrite --no_plots ${EVAL_FLAGS:-} 2>&1 | stage_output "$3.log" "evaluation of the $1 model" \
       || { tail -n 30 "$3.log"; echo "[geo-r] evaluation failed: log in $3.log" >&2; first_error "$3.log" >&2; exit 1; }
     echo "$eval_key" > "$3/eval.key"
   }

@@ -347,3 +347,24 @@ def test_the_warm_start_and_grpo_each_train_on_their_own_data(tmp_path, fakes, s
     for call, data in ((sft, sft_data), (grpo, grpo_data)):
         argv = call["argv"]
         assert argv[argv.index("--data_file_paths") + 1] in (data, str(REPO / data))
+
+
+TALKS_THEN_SAVES = SAVES_FINAL_MODEL + """
+import time
+print("trainer noise that stays in the log", flush=True)
+print("[geo-r] step 5/10  loss 1.2345  0.1 s/step  ETA 1s", flush=True)
+time.sleep(float(os.environ.get("FAKE_QUIET", "0")))
+"""
+
+
+def test_the_warm_start_shows_its_progress_lines_and_keeps_the_rest_in_its_log(tmp_path, fakes):
+    env, _ = fakes
+    tool(Path(env["PYTHON"]).parent, "torchrun", TALKS_THEN_SAVES)
+    env.update(MODEL=str(REPO / ".cache" / "tiny-qwen2.5-vl"), OUTPUT_DIR=str(tmp_path / "grpo"),
+               WARM_START="native", WARM_START_DIR=str(tmp_path / "sft"), EVAL="0", FAKE_QUIET="1.5",
+               GEO_R_QUIET_SECONDS="1")
+    result = run("run_grpo_rec.sh", env)
+    warm = result.stdout.split("warm start: native SFT")[1].split("GRPO starts from the warm start")[0]
+    assert "[geo-r] step 5/10  loss 1.2345" in warm and "trainer noise" not in warm
+    assert re.search(r"\[geo-r\] warm start: still working, \ds so far \(last: step 5/10 .*\)", warm)  # quiet
+    assert "trainer noise" in (tmp_path / "sft.log").read_text()

@@ -1,14 +1,19 @@
 """`[geo-r]` lines on the terminal: what a long stage is doing, how far it is and how long it has left.
 
-The launchers show these lines while the full logs go to files, so a stage that runs for minutes (reading a
-dataset, evaluating, a warm start) is never silent. A leaf: it imports nothing of geo-r or of the ML stack.
+The launchers show these lines while the full logs go to files (`python -m open_r1.console STAGE` reads a stage's
+output and echoes them, with a "still working" line when a stage goes quiet), so a stage that runs for minutes
+(reading a dataset, a warm start, an evaluation) is never silent. A leaf: it imports nothing of geo-r or of the
+ML stack.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import select
 import sys
 import time
+from typing import TextIO
 
 PREFIX = "[geo-r]"
 
@@ -50,3 +55,38 @@ class Progress:
         if force or now - self.last >= self.every or (self.total is not None and done >= self.total):
             self.last = now
             say(self.line(done))
+
+
+def follow(stage: str, quiet: float = 10.0, fd: int = 0, out: TextIO | None = None, echo_all: bool = False) -> None:
+    """Echo the `[geo-r]` and `error:` lines of a stage's output (every line with `echo_all`; the rest goes only to
+    its log file) and, after `quiet` seconds without one, say that the stage is still working and what it last
+    said: a warm start or an evaluation whose log is a file never leaves the terminal silent for long."""
+    out = out or sys.stdout
+    start = last_shown = time.monotonic()
+    last, pending = "", b""
+    while True:
+        wait = max(0.05, quiet - (time.monotonic() - last_shown))
+        if select.select([fd], [], [], wait)[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                text = raw.decode("utf-8", "replace").rstrip("\r")
+                if echo_all or text.startswith(PREFIX) or _ERROR.match(text):
+                    out.write(text + "\n")
+                    out.flush()
+                    last_shown, last = time.monotonic(), text.removeprefix(PREFIX).strip()
+        if time.monotonic() - last_shown >= quiet:
+            note = f" (last: {last})" if last else ""
+            out.write(f"{PREFIX} {stage}: still working, {duration(time.monotonic() - start)} so far{note}\n")
+            out.flush()
+            last_shown = time.monotonic()
+
+
+_ERROR = re.compile(r"^([A-Za-z0-9_.-]+: )?error: ")
+
+if __name__ == "__main__":
+    every = sys.argv[1:2] == ["--all"]
+    quiet = float(os.environ.get("GEO_R_QUIET_SECONDS", "10"))  # how long a stage may stay silent on the terminal
+    follow(" ".join(sys.argv[1 + every:]) or "working", quiet=quiet, echo_all=every)

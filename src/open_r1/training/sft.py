@@ -29,6 +29,7 @@ from open_r1.modeling.chat_template import enable_tool_calls, tools_system_text
 from open_r1.modeling.loading import ensure_left_padding, load_model
 from open_r1.tools import ToolSet
 from open_r1.tools.episodes import EpisodeDecoder
+from open_r1.training.progress import ProgressLines, drop_dict_printers
 from open_r1.training.run import resolve_reporting
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def build_sft_trainer(
         collator = AssistantTurnsOnly(vision_language_collator(processor, args.max_length), processor.tokenizer)
     resolve_reporting(args)
     score_completion_tokens_only()  # CPU: the log-prob head skips the prompt positions, as TRL does on GPUs
-    return SFTTrainer(
+    trainer = SFTTrainer(
         data_collator=collator,
         model=model,
         args=args,
@@ -130,7 +131,10 @@ def build_sft_trainer(
         eval_dataset=eval_dataset,
         processing_class=ensure_left_padding(processor),
         peft_config=peft_config,
+        callbacks=[ProgressLines()],
     )
+    drop_dict_printers(trainer)  # one [geo-r] line per log (step, loss, s/step, ETA), as GRPO's
+    return trainer
 
 
 def save_for_grpo(trainer: SFTTrainer, processor: ProcessorMixin, model_args: ModelConfig, args: SFTConfig) -> None:
