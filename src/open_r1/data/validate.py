@@ -206,7 +206,19 @@ def validate(
     max_messages: int = 20,
     allow_absolute_image_paths: bool = False,
 ) -> Report:
-    """Check every row of every file and return the report; only unusable arguments raise (DataError)."""
+    """Check every row of every file and return the report; only unusable arguments raise (DataError).
+
+    Args:
+        data_file_paths: The jsonl files, as a list or one string joined with ':'.
+        image_folders: The image folder of each file, in the same form; one folder may serve all.
+        decode_images: Also decode every image (slow), not only check that it exists.
+        max_pixels: The size bound images are decoded at, as in training.
+        max_messages: How many messages of each kind of problem the report keeps.
+        allow_absolute_image_paths: Accept rows whose image paths are absolute, as training does with this flag.
+
+    Returns:
+        The report: counts, the first problems of each kind, label coverage and countries.
+    """
     pairs = pair_files_with_folders(data_file_paths, image_folders)
     report = Report(files=[path for path, _ in pairs], max_messages=max_messages)
     id_keys, id_places = array.array("q"), array.array("q")

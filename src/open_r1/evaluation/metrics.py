@@ -79,11 +79,16 @@ def distance_metrics(errors_km: Sequence[float], parsed: Sequence[bool], prefix:
                      strict: bool = False) -> dict[str, float]:
     """Accuracy at each threshold (%), mean and median error (km) and mean GeoGuessr points.
 
-    An image counts at threshold t when its error is <= t (`geo_r`, GeoCLIP's `gd <= dis`), or < t with
-    `strict` (`osv5m`: metrics/distance_based.py, `haversine_distance < acc`). `errors_km` must already hold
-    the failure distance for unparsed guesses; `parsed` makes sure a failure is wrong at every threshold
-    whatever its error value. GeoGuessr: 5000 * exp(-km / 1492.7) (metrics/distance_based.py), 0 for a
-    failure.
+    Args:
+        errors_km: Each image's error, already the failure distance for an unparsed guess.
+        parsed: Whether each guess parsed; a failure is wrong at every threshold whatever its error value.
+        prefix: Put before every key (`best_of_k/`, for instance).
+        strict: Count an image at threshold t when its error is < t (`osv5m`: metrics/distance_based.py,
+            `haversine_distance < acc`) instead of <= t (`geo_r`, GeoCLIP's `gd <= dis`).
+
+    Returns:
+        `{prefix}acc@<t>km` for each threshold t, `{prefix}mean_km`, `{prefix}median_km` and `{prefix}geoguessr`
+        (5000 * exp(-km / 1492.7), 0 for a failure).
     """
     errors = np.asarray(errors_km, dtype=np.float64)
     ok = np.asarray(parsed, dtype=bool)
@@ -241,13 +246,18 @@ def _top5_classification(correct_by_record: list[list[bool]], labelled: list[boo
 
 def compute_metrics(records: Sequence[Mapping[str, Any]], metric_set: str = "geo_r",
                     top5_level: str = "region") -> dict[str, Any]:
-    """Every metric of a run from its prediction records (see `records.build_records` for their fields).
+    """Every metric of a run from its prediction records. Everything is recomputed from the records' coordinates, so
+    a finished run can be scored with either set without generating again.
 
-    `metric_set`: 'geo_r' or 'osv5m' (module docstring). `top5_level`: the place level ('region', i.e. the
-    state; 'country'; 'city') a guess must get right to earn credit in the top-5 weighted score, judged by the
-    set's own place definition; images whose truth is unknown at that level are left out of the
-    classification mean. Everything is recomputed from the records' coordinates, so a finished run can be
-    scored with either set without generating again.
+    Args:
+        records: The prediction records (see `records.build_records` for their fields).
+        metric_set: 'geo_r' or 'osv5m' (see the module docstring).
+        top5_level: The place level ('region', i.e. the state; 'country'; 'city') a guess must get right to earn
+            credit in the top-5 weighted score, judged by the set's own place definition; images whose truth is
+            unknown at that level are left out of the classification mean.
+
+    Returns:
+        The metrics by name, with `metric_set` naming the set.
     """
     if metric_set not in METRIC_SETS:
         raise ArgumentError(f"--metrics must be one of {', '.join(METRIC_SETS)}, got {metric_set!r}")

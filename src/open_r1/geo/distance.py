@@ -16,11 +16,18 @@ GEOGUESSR_SCALE_KM = 1492.7
 
 
 def haversine_km(lat1, lon1, lat2, lon2, radius_km: float = EARTH_RADIUS_KM):
-    """Great-circle distance in km on a sphere of radius `radius_km` (EARTH_RADIUS_KM unless a metric's
-    definition fixes another, as OSV-5M's 6371 km); inputs in degrees.
+    """Great-circle distance in km on a sphere; scalars or arrays (broadcast), NaN in, NaN out.
 
-    Scalars or arrays (broadcast). NaN in, NaN out. The haversine term is clipped to [0, 1] so rounding near
-    antipodes cannot turn a valid distance into NaN (as the `haversine` package's arcsin form can).
+    The haversine term is clipped to [0, 1] so rounding near antipodes cannot turn a valid distance into NaN (as
+    the `haversine` package's arcsin form can).
+
+    Args:
+        lat1, lon1: The first points, in degrees.
+        lat2, lon2: The second points, in degrees.
+        radius_km: The sphere's radius: EARTH_RADIUS_KM unless a metric's definition fixes another (OSV-5M's 6371).
+
+    Returns:
+        The distances in km, shaped as the broadcast inputs.
     """
     phi1, lam1, phi2, lam2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
     h = np.sin((phi2 - phi1) * 0.5) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin((lam2 - lam1) * 0.5) ** 2

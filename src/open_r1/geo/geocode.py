@@ -159,9 +159,15 @@ def _country_tree(table: _Table, code: str) -> tuple[np.ndarray, Any] | None:
 def nearest_places_in(lats, lons, countries) -> tuple[np.ndarray, np.ndarray]:
     """Like `nearest_places`, but the nearest place among those of each point's own country.
 
-    `countries` holds one ISO 3166-1 alpha-2 code per point (GeoNames' codes, as `Place.country`); a point whose
-    code is None or has no place in the table gets index -1 and distance NaN, as an invalid point does. One
-    query per distinct country, against a tree of that country's places built on first use.
+    One query per distinct country, against a tree of that country's places built on first use.
+
+    Args:
+        lats, lons: The points, in degrees.
+        countries: One ISO 3166-1 alpha-2 code per point (GeoNames' codes, as `Place.country`), or None.
+
+    Returns:
+        The index into the place table of each point's nearest place, and its distance in km; -1 and NaN for an
+        invalid point, a None code or a country with no place in the table.
     """
     lat, lon, valid = _points(lats, lons)
     codes = np.asarray(countries, dtype=object).reshape(lat.shape)
@@ -250,11 +256,20 @@ def _name_index(table: _Table) -> dict[str, np.ndarray]:
 
 
 def places_named(name: str, country: str | None = None, region: str | None = None, limit: int = 5) -> list[Place]:
-    """Forward geocoding, offline: the GeoNames places called `name` (accents, case and punctuation ignored),
-    optionally only in `country` (ISO code or name) and `region`, largest first.
+    """Forward geocoding, offline: the GeoNames places called `name`, largest first.
 
     The shipped table has no population, so size is the number of other places within 25 km (a city's suburbs
-    are places of their own): Paris, Île-de-France comes before Paris, Texas."""
+    are places of their own): Paris, Île-de-France comes before Paris, Texas.
+
+    Args:
+        name: The place name; accents, case and punctuation are ignored.
+        country: Only places in this country (ISO code or name).
+        region: Only places in this region (admin1 name).
+        limit: The most places returned.
+
+    Returns:
+        The matching places, largest first; empty when none matches.
+    """
     table = _places()
     found = _name_index(table).get(normalise_name(name))
     if found is None or not len(found):

@@ -30,9 +30,15 @@ def common_prefix_len(a: str, b: str) -> int:
 
 
 def geohash_prefix_lengths(lat1, lon1, lat2, lon2, precision: int) -> np.ndarray:
-    """Shared geohash prefix length of each pair of points; -1 where a point is missing or invalid.
+    """Shared geohash prefix length of each pair of points.
 
-    The second point set is the labels, which repeat across a GRPO group, so their hashes are cached.
+    Args:
+        lat1, lon1: The first points (the answers), in degrees.
+        lat2, lon2: The second points (the labels, which repeat across a GRPO group, so their hashes are cached).
+        precision: The geohash length compared.
+
+    Returns:
+        An int array of shared prefix lengths in [0, precision]; -1 where a point is missing or invalid.
     """
     lat1, lon1, lat2, lon2 = (np.asarray(v, dtype=np.float64).ravel() for v in (lat1, lon1, lat2, lon2))
     out = np.full(lat1.shape, -1, dtype=np.int64)

@@ -104,9 +104,16 @@ def resolve_places(
     regions: Sequence[Any] | None = None,
     cities: Sequence[Any] | None = None,
 ) -> PlaceLabels:
-    """Country, region and city of each row by the module's rule (the row's labels win; the nearest GeoNames
-    place of the row's country fills the gaps within the caps). Coordinates that are None, NaN or out of
-    range fill nothing; label columns left out count as missing everywhere."""
+    """Country, region and city of each row by the module's rule: the row's labels win, and the nearest GeoNames
+    place of the row's country fills the gaps within the caps.
+
+    Args:
+        lats, lons: One coordinate per row, in degrees; None, NaN or out of range fills nothing.
+        countries, regions, cities: The rows' own labels, one per row; a column left out is missing everywhere.
+
+    Returns:
+        The resolved labels, one entry per row (`PlaceLabels`; None where unknown).
+    """
     lat, lon = _coordinates(lats), _coordinates(lons)
     n = len(lat)
     if len(lon) != n:

@@ -113,7 +113,15 @@ class ToolSet:
 
 
 def build_toolset(names: Sequence[str], max_pixels: int = 401408) -> ToolSet:
-    """The tools named (`zoom`, `lookup`, or a --tool_module's); an unknown name is an error listing the known."""
+    """The tools named, ready to give the trainer or the evaluation.
+
+    Args:
+        names: Tool names: `zoom`, `lookup`, or a --tool_module's; an unknown name is an error listing the known.
+        max_pixels: The size bound of the images a tool returns (a zoom's crop), as the recipe's max_pixels.
+
+    Returns:
+        The tool set.
+    """
     unknown = [n for n in names if n not in TOOLS and n not in PHOTO_TOOLS]
     if unknown:
         known = ", ".join(sorted([*TOOLS, *PHOTO_TOOLS]))

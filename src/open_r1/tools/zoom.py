@@ -29,9 +29,17 @@ SOURCE_FACTOR = 16
 
 
 def crop_region(image: Image.Image, x1: float, y1: float, x2: float, y2: float, max_pixels: int) -> Image.Image | str:
-    """The box (x1, y1)-(x2, y2), in fractions 0-1 of the width and height, cut from `image` and scaled to
-    at most `max_pixels` (never up beyond the vision tower's smallest grid). A bad box gives a short error
-    text for the model to read, never an exception."""
+    """The box (x1, y1)-(x2, y2), cut from `image` and scaled to at most `max_pixels` (never up beyond the vision
+    tower's smallest grid).
+
+    Args:
+        image: The episode's photo.
+        x1, y1, x2, y2: The box's corners, in fractions 0-1 of the width and height.
+        max_pixels: The size bound of the crop.
+
+    Returns:
+        The crop, or for a bad box a short error text for the model to read (never an exception).
+    """
     try:
         box = [float(v) for v in (x1, y1, x2, y2)]
     except (TypeError, ValueError):
