@@ -21,6 +21,7 @@ CHECKED = {"transformers": "5.17.0", "trl": "1.16.0", "accelerate": "1.15.0", "d
 # the GRPOTrainer methods geo-r wraps on an instance (and bench/grpo_throughput.py times)
 CALCULATE_REWARDS = "_calculate_rewards"
 GENERATE = "_generate"
+PREPARE_INPUTS = "_prepare_inputs"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,17 @@ INTERNALS: tuple[Internal, ...] = (
     *(Internal("trl.trainer.utils:RepeatSampler", name, "instance attribute", f"epoch reseeding: {why}")
       for name, why in (("seed", "the sampler's seed, to draw epoch e's order from (seed + e)"),
                         ("generator", "the sampler's own generator, run on from epoch to epoch (no set_epoch)"))),
+    Internal(_GRPO, PREPARE_INPUTS, "callable",
+             "length-aware micro-batches: regroup the generation batch TRL has just buffered (wrapped)",
+             ("generation_batch",)),
+    Internal(_GRPO, "_buffered_inputs", "instance attribute",
+             "length-aware micro-batches: the generation batch's micro-batches, replaced by the regrouped ones"),
+    Internal(_GRPO, "aux_loss_enabled", "instance attribute",
+             "length-aware micro-batches: the MoE auxiliary loss is a per-micro-batch mean (plain path kept)"),
+    *(Internal("trl.trainer.utils", name, "callable",
+               f"length-aware micro-batches: {why} (not exported by trl)", ("batch",))
+      for name, why in (("split_pixel_values_by_grid", "one pixel tensor per row, to reorder rows"),
+                        ("unsplit_pixel_values_by_grid", "a micro-batch's pixel rows back in one tensor"))),
     Internal("trl.trainer.utils", "_use_triton", "callable",
              "CPU runs: TRL's fused log-prob head scores only the completion tokens, as it does on GPUs", ("device",)),
     Internal("accelerate.data_loader:DataLoaderAdapter", "base_dataloader", "instance attribute",
@@ -265,6 +277,47 @@ def reseed_repeat_sampler(loader: Any, epoch: int) -> bool:
             return True
         todo.extend(getattr(obj, name, None) for name in ("batch_sampler", "sampler", "base_dataloader"))
     return False
+
+
+def wrap_prepare_inputs(trainer: Any, regroup: Callable[[list[dict]], list[dict]], marker: str) -> None:
+    """After each `_prepare_inputs` of `trainer` that generated a new batch (TRL buffered new micro-batches),
+    replace the buffer by `regroup(micro_batches)` (as many, in TRL's layout) and hand on the micro-batch at
+    the same position. Wraps the instance's method once per `marker`."""
+    if marker in trainer.__dict__:
+        return
+    prepare = getattr(trainer, PREPARE_INPUTS)
+    trainer.__dict__[marker] = prepare
+
+    def prepare_and_regroup(generation_batch):
+        before = trainer._buffered_inputs
+        inputs = prepare(generation_batch)
+        buffered = trainer._buffered_inputs
+        if buffered is None or buffered is before:
+            return inputs  # evaluation, or a micro-batch of a batch already regrouped
+        position = next(i for i, batch in enumerate(buffered) if batch is inputs)
+        trainer._buffered_inputs = regroup(buffered)
+        return trainer._buffered_inputs[position]
+
+    setattr(trainer, PREPARE_INPUTS, prepare_and_regroup)
+
+
+def adds_aux_loss(trainer: Any) -> bool:
+    """Whether the GRPOTrainer adds a MoE router's auxiliary loss (a mean per micro-batch)."""
+    return bool(getattr(trainer, "aux_loss_enabled", False))
+
+
+def split_pixel_values_by_rows(batch: dict) -> dict:
+    """TRL's split of a batch's flattened image tensors into one entry per row (Qwen: by `image_grid_thw`)."""
+    from trl.trainer.utils import split_pixel_values_by_grid
+
+    return split_pixel_values_by_grid(batch)
+
+
+def merge_pixel_values_rows(batch: dict) -> dict:
+    """TRL's inverse of `split_pixel_values_by_rows`: each per-row image list back in one tensor."""
+    from trl.trainer.utils import unsplit_pixel_values_by_grid
+
+    return unsplit_pixel_values_by_grid(batch)
 
 
 # --- TRL's fused log-prob head ------------------------------------------------------------------------------

@@ -362,6 +362,12 @@ class GRPOScriptArguments(DataArguments, RewardArguments, RowSamplingArguments, 
                   "share its KV cache with the prompt's num_generations copies, with the same completions; false: "
                   "prefill every copy (vLLM generation does its own prefix caching)"},
     )
+    length_aware_micro_batches: bool = field(
+        default=True,
+        metadata={"help": "put rows of similar length in one gradient-accumulation micro-batch and cut each to its "
+                  "longest row, where the loss and gradient stay those of TRL's shuffled micro-batches (not bnpo); "
+                  "false: TRL's micro-batches, all padded to the generation batch's longest row"},
+    )
 
 
 @dataclass

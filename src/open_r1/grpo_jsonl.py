@@ -60,6 +60,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         reward_max_failing_steps=script_args.reward_max_failing_steps,
         dedupe_images=script_args.dedupe_images,
         shared_prefill=script_args.shared_prefill,
+        length_aware_micro_batches=script_args.length_aware_micro_batches,
         reward_weight_schedules=parse_weight_schedules(script_args.reward_weight_schedules),
         toolset=toolset,
     )

@@ -25,6 +25,7 @@ from open_r1.training.callbacks import (
     PreemptionCallback,
     RewardFaultCallback,
 )
+from open_r1.training.length_groups import group_by_length
 from open_r1.training.progress import ProgressLines, drop_dict_printers
 from open_r1.training.reward_spread import track_reward_spread
 from open_r1.training.reward_weights import RewardWeightScheduleCallback
@@ -52,6 +53,7 @@ def build_grpo_trainer(
     reward_max_failing_steps: int = 10,
     dedupe_images: bool = True,
     shared_prefill: bool = True,
+    length_aware_micro_batches: bool = True,
     reward_weight_schedules: Sequence[WeightSchedule] = (),
     toolset: ToolSet | None = None,
 ) -> GRPOTrainer:
@@ -60,6 +62,8 @@ def build_grpo_trainer(
     consecutive steps (0: never). With `dedupe_images`, the policy's and the reference model's vision towers
     encode each distinct image of a batch once (GRPO repeats every prompt's images num_generations times). With
     `shared_prefill`, the policy's `generate` (transformers generation) prefills each distinct prompt once.
+    With `length_aware_micro_batches`, rows of similar length share a gradient-accumulation micro-batch, each cut
+    to its longest row, where that leaves the loss and gradient unchanged (training/length_groups.py).
     `reward_weight_schedules` move those rewards' weights in TRL's own weight tensor at each step.
     With a `toolset`, episodes are multi-turn: TRL's own tool loop (`tools=`, and `environment_factory=` for the
     photo tools, which need each rollout's row), up to `args.max_tool_calling_iterations` rounds of calls, with
@@ -104,4 +108,5 @@ def build_grpo_trainer(
         encode_images_once(trainer.ref_model)
     if shared_prefill:  # vLLM generation does not call the model's generate
         share_prefill(trainer.model)
+    group_by_length(trainer, enabled=length_aware_micro_batches)
     return trainer
