@@ -1,13 +1,6 @@
-"""Small datasets in the layouts geolocation data has on the Hugging Face Hub, made here (no hub access needed).
-
-- `osv5m_parquet`: OSV-5M's columns (id, latitude, longitude as float32, country, region, sub-region, city) with an
-  `Image` feature of embedded JPEG bytes, as parquet shards data/{train,test}-00000-of-00001.parquet.
-- `mp16_imagefolder`: an imagefolder per split with a metadata.csv in MP-16's spelling (IMG_ID, LAT, LON, city,
-  state, country), the images beside it as files.
-- `labelled_save_to_disk`: a `save_to_disk` DatasetDict with lat/lon float64 and country_code as a ClassLabel
-  (the layout of several Street View sets on the Hub).
-- `coordinates_parquet`: one parquet file whose rows hold a list of images (views of one place) and one
-  `coordinates` column of [lat, lon].
+"""Small datasets in the layouts geolocation data has on the Hugging Face Hub, made here (no hub access needed):
+OSV-5M's parquet shards with embedded JPEGs, an MP-16-style imagefolder with metadata.csv, a `save_to_disk`
+DatasetDict with a ClassLabel country, and one parquet file of multi-view rows with a `coordinates` column.
 """
 
 from __future__ import annotations

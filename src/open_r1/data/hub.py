@@ -1,16 +1,10 @@
 """Rows from a Hugging Face dataset (`--dataset_name`), so a dataset from the Hub trains and evaluates as it ships.
 
-`--dataset_name` is a Hub id (on a connected machine), a local folder `datasets.load_dataset` reads (parquet
-files, or images beside a `metadata.csv`), a single parquet/arrow/csv/json file, or a `save_to_disk` folder.
-Each record becomes the raw row the jsonl reader decodes and goes through the same `parse_row`, so every stage
-downstream sees the same `Row`s, the same label resolver and the same checks; errors name the dataset, split,
-row (its 0-based index, as `dataset[i]`) and column: `dataset d, split train, row 12: column 'latitude': ...`.
-
-Columns are guessed from the common spellings (`latitude`/`lat`/`LAT`, `longitude`/`lon`/`LON`, one
-`coordinates` column holding [lat, lon], an `Image` feature or a list of them) unless given, and the guess is
-printed. Embedded image bytes are written once to an image cache (content stays on disk as JPEG/PNG, reused by
-later runs); images that already are local files (an imagefolder) are read in place. `HubRowStream` reads a
-dataset lazily (`--streaming`) and keeps the images in memory only for the rows that come out.
+`--dataset_name` is a Hub id, a folder `datasets.load_dataset` reads, a parquet/arrow/csv/json file or a
+`save_to_disk` folder. Each record goes through the jsonl reader's `parse_row`, so every stage sees the same `Row`s
+and checks; errors name the dataset, split, row and column. Coordinate and image columns are guessed from common
+spellings unless given (the guess is printed); embedded images are cached on disk once; `HubRowStream` reads
+lazily (`--streaming`).
 """
 
 from __future__ import annotations
