@@ -228,3 +228,23 @@ def test_a_streamed_grpo_run_trains_and_resumes_past_the_rows_it_used(layouts, t
     args = GRPOScriptArguments(dataset_name=str(layouts["osv5m_parquet"]), image_cache_dir=str(tmp_path / "cache"))
     whole = stream_ids(args, seed=0)
     assert stream_ids(args, seed=0, start_row=used) == whole[used:]
+
+
+@pytest.mark.slow
+def test_difficulty_scores_a_dataset_into_a_jsonl_file_training_reads(layouts, tmp_path, tiny_model_dir):
+    from trl import TrlParser
+
+    from open_r1 import difficulty
+    from open_r1.configs import DifficultyArguments, ModelArguments, SamplingArguments
+    from open_r1.data import load_rows
+
+    out = tmp_path / "scored.jsonl"
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(layouts["osv5m_parquet"]),
+            "--dataset_split", "train[:3]", "--image_cache_dir", str(tmp_path / "cache"), "--output_dir",
+            str(tmp_path / "eval"), "--num_guesses", "2", "--max_new_tokens", "6", "--max_pixels", "12544",
+            "--out", str(out)]
+    assert difficulty.main(*TrlParser((DifficultyArguments, ModelArguments, SamplingArguments))
+                           .parse_args_and_config(argv)) == 3
+    rows = load_rows(str(out), "/", allow_absolute_image_paths=True)
+    assert [row.id for row in rows] == ["osv-0", "osv-1", "osv-2"] and rows[0].city == "Paris"
+    assert all(json.loads(line)["difficulty_k"] == 2 for line in out.read_text().splitlines())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from trl import TrlParser
@@ -19,7 +20,9 @@ from trl import TrlParser
 from open_r1.cli import parse, run_main
 from open_r1.configs import DifficultyArguments, ModelArguments, SamplingArguments
 from open_r1.data.difficulty import keep_mask, score_guesses, with_scores, write_rows
+from open_r1.data.hub import read_rows
 from open_r1.data.jsonl import iter_jsonl, pair_files_with_folders, parse_row
+from open_r1.data.rows import IMAGE_TAG, LABEL_FIELDS, Row
 from open_r1.evaluation.harness import PREDICTIONS, evaluate
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,26 @@ def record_guesses(record: dict) -> list[tuple[float | None, float | None]]:
     return [(record["pred_lat"], record["pred_lon"])]
 
 
+def input_rows(args: DifficultyArguments) -> Iterator[tuple[dict, Row]]:
+    """(raw object to write back, its Row) of every input row: jsonl lines as they are; a `--dataset_name` row as a
+    jsonl row whose images are the absolute paths of its files (train on the output with
+    --allow_absolute_image_paths)."""
+    if args.dataset_name:
+        for row in read_rows(args, check_images=False):
+            human = IMAGE_TAG * len(row.image_paths) + row.question
+            yield {"id": row.id, "image": row.image_paths, "conversations": [
+                {"from": "human", "value": human}, {"from": "gpt", "value": row.solution}],
+                "lat": row.lat, "lon": row.lon, **{name: getattr(row, name) for name in LABEL_FIELDS}}, row
+        return
+    count = 0
+    for path, folder in pair_files_with_folders(args.data_file_paths, args.image_folders):
+        for number, raw in iter_jsonl(path):
+            if args.max_rows is not None and count >= args.max_rows:
+                return
+            count += 1
+            yield raw, parse_row(raw, f"{path}:{number}", folder, False, args.allow_absolute_image_paths)
+
+
 def main(args: DifficultyArguments, model_args: ModelArguments, sampling_args: SamplingArguments) -> int:
     """Score, filter and write the rows; returns the number written."""
     evaluate(args, model_args, sampling_args)
@@ -42,17 +65,12 @@ def main(args: DifficultyArguments, model_args: ModelArguments, sampling_args: S
             record = json.loads(line)
             records[record["id"]] = record
     raws, scores, lats, lons = [], [], [], []
-    for path, folder in pair_files_with_folders(args.data_file_paths, args.image_folders):
-        for number, raw in iter_jsonl(path):
-            if args.max_rows is not None and len(raws) >= args.max_rows:
-                break
-            where = f"{path}:{number}"
-            row = parse_row(raw, where, folder, False, args.allow_absolute_image_paths)
-            score = score_guesses(record_guesses(records[row.id]), row.lat, row.lon, args.threshold_km)
-            raws.append(with_scores(raw, score, where))
-            scores.append(score)
-            lats.append(row.lat)
-            lons.append(row.lon)
+    for raw, row in input_rows(args):
+        score = score_guesses(record_guesses(records[row.id]), row.lat, row.lon, args.threshold_km)
+        raws.append(with_scores(raw, score, row.source))
+        scores.append(score)
+        lats.append(row.lat)
+        lons.append(row.lon)
     guesses = [guess for record in records.values() for guess in record_guesses(record)]
     parsed = sum(lat is not None for lat, _ in guesses) / max(1, len(guesses))
     if parsed < MIN_PARSE_RATE:
