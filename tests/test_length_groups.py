@@ -5,8 +5,11 @@ length), in one process and under 2-process DeepSpeed ZeRO-3; `bnpo`, whose loss
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoProcessor
 from trl import GRPOConfig, ModelConfig
 
@@ -173,3 +176,36 @@ def test_the_trainer_hands_out_the_regrouped_micro_batches_and_logs_their_paddin
     metrics = compat.trainer_metrics(trainer)["train"]
     (plain,), (grouped,) = (metrics[name] for name in PADDING_METRICS)
     assert grouped < plain
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss_type", ["dapo", "grpo"])
+def test_two_process_zero3_step_is_the_same_with_and_without_length_aware_micro_batches(tmp_path, tiny_model_dir,
+                                                                                     demo_data, loss_type):
+    """One GRPO step of the real launcher (2 CPU processes, ZeRO-3, reference model and old policy), each process
+    holding a 1-photo and a 4-photo prompt x 4 completions in 2 micro-batches: the same loss, and the same weights
+    after one plain SGD step (lr 1, so the weight change is the clipped gradient)."""
+    from test_image_dedupe import launch, mixed_prompts
+
+    data, ds_config, flags = mixed_prompts(tmp_path, demo_data)
+    at = flags.index("--per_device_train_batch_size")
+    flags[at + 1] = "4"
+    flags += ["--gradient_accumulation_steps", "2", "--loss_type", loss_type]
+    launch(tmp_path / "grouped", data, ds_config, *flags)
+    launch(tmp_path / "plain", data, ds_config, *flags, "--length_aware_micro_batches", "false")
+
+    def logged(folder, name):
+        state = json.loads((folder / "checkpoint-1" / "trainer_state.json").read_text())
+        return [h[name] for h in state["log_history"] if name in h]
+
+    assert logged(tmp_path / "grouped", "loss") == pytest.approx(logged(tmp_path / "plain", "loss"), abs=1e-5)
+    (plain_share,), (share,) = (logged(tmp_path / "grouped", name) for name in PADDING_METRICS)
+    assert share < plain_share - 0.1, "the micro-batches were not regrouped"
+    assert not logged(tmp_path / "plain", PADDING_METRICS[1])
+    base = load_file(tiny_model_dir / "model.safetensors")
+    grouped = load_file(tmp_path / "grouped" / "model.safetensors")
+    plain = load_file(tmp_path / "plain" / "model.safetensors")
+    assert any("visual" in k for k in base if not torch.equal(base[k], plain[k])), "the vision tower did not train"
+    for name in base:
+        torch.testing.assert_close(grouped[name] - base[name], plain[name] - base[name], **TOL,
+                                   msg=lambda m, n=name: f"{n}: {m}")
