@@ -69,3 +69,35 @@ def geo_row(row_id, images, lat=48.85, lon=2.35, **extra) -> dict:
     }
     row.update(extra)
     return row
+
+
+def write_demo_run(folder: Path, rows_file: Path, images: Path, max_rows: int = 24) -> Path:
+    """An evaluation run over the demo test rows as `eval_geo` writes it (predictions.jsonl, metrics.json), with
+    answers written by hand: three sampled guesses per photo at growing distances, every sixth photo unanswered."""
+    from open_r1.data import load_rows
+    from open_r1.evaluation.metrics import compute_metrics
+    from open_r1.evaluation.records import build_records
+
+    rows = load_rows(str(rows_file), str(images), max_rows=max_rows)
+    rows = rows[::max(1, len(rows) // max_rows)][:max_rows] if len(rows) > max_rows else rows
+    completions = []
+    for i, row in enumerate(rows):
+        shift = (0.01, 0.3, 2.0, 9.0, 30.0, None)[i % 6]
+        if shift is None:
+            completions.append(["I cannot tell."] * 3)
+            continue
+        completions.append([f"<think>Guess {k}: the light, the signs.</think><answer>Latitude: {row.lat + shift + k:.4f}\n"
+                            f"Longitude: {row.lon - shift:.4f}</answer>" for k in (0.0, 0.05, 4.0)])
+    records = build_records(rows, completions)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    metrics = {"model": "demo-model", "benchmark": "demo"} | compute_metrics(records)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_eval_run(tmp_path_factory, demo_data) -> Path:
+    """A finished demo evaluation run (hand-written answers, no model needed)."""
+    _, test, images = demo_data
+    return write_demo_run(tmp_path_factory.mktemp("demo-eval") / "run", test, images)
