@@ -53,7 +53,7 @@ if [[ "$NODE_RANK" == 0 ]]; then
     --data_file_paths "$DATA_PATHS" \
     --image_folders "$IMAGE_FOLDERS" \
     --targets "${TARGETS:-chain_of_region}" \
-    --dataset_name geo_r_sft \
+    --export_name geo_r_sft \
     --out "$DATASET_DIR"
 else
   echo "[geo-r] node $NODE_RANK: node 0 exports the data to $DATASET_DIR; training starts when it joins"

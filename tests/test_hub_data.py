@@ -248,3 +248,16 @@ def test_difficulty_scores_a_dataset_into_a_jsonl_file_training_reads(layouts, t
     rows = load_rows(str(out), "/", allow_absolute_image_paths=True)
     assert [row.id for row in rows] == ["osv-0", "osv-1", "osv-2"] and rows[0].city == "Paris"
     assert all(json.loads(line)["difficulty_k"] == 2 for line in out.read_text().splitlines())
+
+
+def test_the_llamafactory_export_reads_a_dataset(layouts, tmp_path):
+    from open_r1.configs import ExportArguments
+    from open_r1.data import to_llamafactory
+
+    args = ExportArguments(dataset_name=str(layouts["coordinates_parquet"]), image_cache_dir=str(tmp_path / "cache"),
+                           out=str(tmp_path / "lf"), export_name="views", targets="answer")
+    path = to_llamafactory.main(args)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert path.name == "views.jsonl" and len(records) == 8
+    assert len(records[0]["images"]) == 2 and all(Path(p).is_file() for p in records[0]["images"])
+    assert "views" in json.loads((tmp_path / "lf" / "dataset_info.json").read_text())

@@ -388,10 +388,11 @@ class OutputPath(Arguments):
 
 
 @dataclass
-class ExportArguments(RowFiles, PromptArguments, SFTTargetArguments, OutputPath):
+class ExportArguments(RowFiles, HubDatasetArguments, PromptArguments, SFTTargetArguments, OutputPath):
     """What to export to LLaMA-Factory and where (`--question_template`: the one given to GRPO)."""
 
-    dataset_name: str = field(default="geo_r_sft", metadata={"help": "the dataset's name in dataset_info.json"})
+    export_name: str = field(default="geo_r_sft", metadata={"help": "the exported dataset's name in "
+                                                                     "dataset_info.json (--dataset_name is the input)"})
 
 
 @dataclass

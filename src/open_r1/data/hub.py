@@ -109,16 +109,18 @@ def guess_columns(features: Any, args: Any, source: HubSource) -> Columns:
     """The columns the flags name, or the common spellings; a named column that does not exist is an error."""
     names = list(features)
 
-    def given(flag: str) -> str | None:
-        column = getattr(args, flag, None)
+    def given(flag: str, column: str | None) -> str | None:
         if column and column not in names:
             raise ArgumentError(f"--{flag} {column!r}: {source.name} has no such column (columns: {', '.join(names)})")
         return column
 
-    image = given("image_column") or next((n for n in names if _is_image(features[n])), None) or _find(IMAGE_NAMES, names)
+    image = (given("image_column", getattr(args, "image_column", None))
+             or next((n for n in names if _is_image(features[n])), None) or _find(IMAGE_NAMES, names))
     if image is None:
         raise ArgumentError(f"{source.name}: no image column found among {', '.join(names)}; name it with --image_column")
-    lat, lon, coordinates = given("lat_column"), given("lon_column"), given("coordinates_column")
+    lat = given("lat_column", getattr(args, "lat_column", None))
+    lon = given("lon_column", getattr(args, "lon_column", None))
+    coordinates = given("coordinates_column", getattr(args, "coordinates_column", None))
     if not (lat or lon or coordinates):
         lat, lon = _find(LAT_NAMES, names), _find(LON_NAMES, names)
         if not (lat and lon):
@@ -132,8 +134,8 @@ def guess_columns(features: Any, args: Any, source: HubSource) -> Columns:
             raise ArgumentError(f"--label_columns: {source.name} has no column {column!r} (columns: {', '.join(names)})")
     if not labels:
         labels = {name: found for name, spellings in LABEL_NAMES.items() if (found := _find(spellings, names))}
-    columns = Columns(image, lat, lon, coordinates, labels, given("id_column") or _find(ID_NAMES, names),
-                      "conversations" if "conversations" in names else None)
+    row_id = given("id_column", getattr(args, "id_column", None)) or _find(ID_NAMES, names)
+    columns = Columns(image, lat, lon, coordinates, labels, row_id, "conversations" if "conversations" in names else None)
     say(f"{source.name}: columns {columns.describe()} (set --image_column, --lat_column/--lon_column or "
         f"--coordinates_column, --label_columns, --id_column to choose others)")
     return columns

@@ -1,8 +1,9 @@
 """Export jsonl + image folders as a LLaMA-Factory multimodal sharegpt dataset, for the SFT warm start.
 
     python -m open_r1.data.to_llamafactory --data_file_paths a.jsonl --image_folders imgs/ --out data/llamafactory
+    python -m open_r1.data.to_llamafactory --dataset_name data/my_hub_set --out data/llamafactory
 
-Writes `OUT/<dataset_name>.jsonl` and its entry in `OUT/dataset_info.json` (other entries kept). Each record is
+Writes `OUT/<export_name>.jsonl` and its entry in `OUT/dataset_info.json` (other entries kept). Each record is
 the exact text GRPO prompts with and the Chain-of-Region target (or the row's answer); image paths are absolute,
 so the dataset is valid wherever LLaMA-Factory runs from.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from open_r1.cli import parse, run_main
 from open_r1.configs import ExportArguments
 from open_r1.data.dataset import prompt_messages
-from open_r1.data.jsonl import load_rows
+from open_r1.data.hub import read_rows
 from open_r1.data.rows import IMAGE_TAG, Row
 from open_r1.data.sft_targets import TARGET_CHAIN_OF_REGION, sft_targets
 
@@ -130,16 +131,13 @@ def export(
 
 def main(args: ExportArguments, episodes: Any = None, tools: list[dict[str, Any]] | None = None) -> Path:
     """Export as `args` say; `episodes(rows)` (given by `open_r1.tools.export`) makes the tool-using targets."""
-    rows = load_rows(
-        args.data_file_paths, args.image_folders, max_rows=args.max_rows,
-        allow_absolute_image_paths=args.allow_absolute_image_paths,
-    )
+    rows = read_rows(args)
     path = export(
-        rows, args.out, targets=args.targets, dataset_name=args.dataset_name, question_template=args.question_template,
+        rows, args.out, targets=args.targets, dataset_name=args.export_name, question_template=args.question_template,
         episodes=episodes(rows) if episodes is not None else None, tools=tools,
     )
     info = Path(args.out) / DATASET_INFO
-    logger.info("wrote %d rows to %s (dataset '%s' in %s)", len(rows), path, args.dataset_name, info)
+    logger.info("wrote %d rows to %s (dataset '%s' in %s)", len(rows), path, args.export_name, info)
     return path
 
 

@@ -2,7 +2,7 @@
 their tool turns run here, on the rows' own photos, so a crop in the dataset is what `zoom` returns in GRPO.
 
     python -m open_r1.tools.export --tools zoom lookup --data_file_paths a.jsonl --image_folders imgs/ \\
-        --out data/llamafactory [--dataset_name geo_r_sft_tools]
+        --out data/llamafactory [--export_name geo_r_sft_tools]
 
 Arguments are `open_r1.data.to_llamafactory`'s and `--tools`; the zoom crops are written next to the dataset file.
 """
