@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,8 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
+from open_r1.plan import Shapes  # the one shape model of the plan and the benches
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
 
 ATTENTION_BACKWARD = 2.5  # FlopCounterMode's fused-attention backward: QK^T recomputed, then 4 matmuls
 FUSED_HEAD_BACKWARD = 3  # TRL's chunked log-prob head: logits recomputed, then grad of hidden and of weight
@@ -56,64 +56,6 @@ MAX_PIXELS = 401408
 
 
 # --------------------------------------------------------------------------------------------- FLOP model
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """The shapes that set a Qwen2.5-VL's compute."""
-
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    v_hidden: int
-    v_intermediate: int
-    v_depth: int
-    v_full_blocks: int
-    window: int
-    patch: int
-    merge: int
-    temporal: int
-    in_channels: int
-    v_out: int
-
-    @classmethod
-    def from_config(cls, config) -> Shapes:
-        text, vision = config.text_config, config.vision_config
-        return cls(
-            hidden=text.hidden_size,
-            intermediate=text.intermediate_size,
-            layers=text.num_hidden_layers,
-            heads=text.num_attention_heads,
-            kv_heads=text.num_key_value_heads,
-            head_dim=getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads,
-            vocab=text.vocab_size,
-            v_hidden=vision.hidden_size,
-            v_intermediate=vision.intermediate_size,
-            v_depth=vision.depth,
-            v_full_blocks=len(vision.fullatt_block_indexes),
-            window=vision.window_size,
-            patch=vision.patch_size,
-            merge=vision.spatial_merge_size,
-            temporal=vision.temporal_patch_size,
-            in_channels=vision.in_channels,
-            v_out=vision.out_hidden_size,
-        )
-
-    @classmethod
-    def of(cls, size: str) -> Shapes:
-        return cls.from_config(model_config(size))
-
-
-def model_config(size: str):
-    from transformers import Qwen2_5_VLConfig
-
-    spec = json.loads((REPO / "src/open_r1/model_configs" / f"qwen2_5_vl_{size}.json").read_text())
-    spec.pop("_comment", None)
-    return Qwen2_5_VLConfig(**spec)
 
 
 def window_lengths(s: Shapes, grids: list[tuple[int, int, int]]) -> list[int]:
@@ -416,6 +358,88 @@ def padding_table(processor, generations: int, completion: int) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------- length-aware micro-batches, counted
+
+
+def policy_layouts(rows: list[tuple[int, int, int]], micro_batch: int, shuffles: int = 500, seed: int = 0):
+    """{layout: draws, each a list of (micro-batch rows of (prompt tokens, completion tokens, prompt), width)}:
+    TRL 1.16's shuffled micro-batches, all as wide as the generation batch's longest prompt plus its longest
+    completion, and open_r1.training.length_groups' (rows sorted by (prompt, completion) tokens, each micro-batch
+    cut to its longest prompt plus its longest completion)."""
+    width = max(p for p, _, _ in rows) + max(c for _, c, _ in rows)
+    rng = np.random.default_rng(seed)
+    shuffled = []
+    for _ in range(shuffles):
+        order = rng.permutation(len(rows))
+        shuffled.append([([rows[i] for i in order[j:j + micro_batch]], width)
+                         for j in range(0, len(rows), micro_batch)])
+    ordered = sorted(rows)
+    chunks = [ordered[j:j + micro_batch] for j in range(0, len(ordered), micro_batch)]
+    grouped = [[(chunk, max(p for p, _, _ in chunk) + max(c for _, c, _ in chunk)) for chunk in chunks]]
+    return {"TRL's shuffled micro-batches": shuffled, "length-aware micro-batches": grouped}
+
+
+def length_aware_figures(s: Shapes, prompts: list[tuple[int, list]], completions: list[list[int]],
+                         micro_batch: int) -> dict[str, dict[str, float]]:
+    """Per layout: the policy pass's padded share of tokens and of its LM FLOPs, its FLOPs (LM and the trained
+    vision tower, each distinct image once per micro-batch), and the step's FLOPs with beta 0 (generation as
+    transformers runs it with each image once and the shared prefill, unchanged by the layout, plus that pass)."""
+    rows = [(p, c, k) for k, ((p, _), group) in enumerate(zip(prompts, completions, strict=True)) for c in group]
+    grids = [g for _, g in prompts]
+    longest_prompt, longest = max(p for p, _ in prompts), max(c for _, c, _ in rows)
+    generation = sum(vision_flops(s, g, train=False) for g in grids)
+    generation += sum(lm_flops(s, 1, p - 1, p - 1, 0) for p, _ in prompts)  # the shared prefill
+    generation += lm_flops(s, len(rows), 1, longest_prompt, len(rows))
+    generation += sum(lm_flops(s, len(rows), 1, longest_prompt + k, len(rows)) for k in range(1, longest))
+    real = sum(lm_flops(s, 1, p + c, p + c, c, train=True) for p, c, _ in rows)
+    real_tokens = sum(p + c for p, c, _ in rows)
+    figures = {}
+    for name, draws in policy_layouts(rows, micro_batch).items():
+        tokens, lm, vision = [], [], []
+        for draw in draws:
+            tokens.append(1 - real_tokens / sum(len(chunk) * w for chunk, w in draw))
+            lm.append(sum(lm_flops(s, len(chunk), w, w, sum(c for _, c, _ in chunk), train=True)
+                          for chunk, w in draw))
+            vision.append(sum(vision_flops(s, [g for k in sorted({k for *_, k in chunk}) for g in grids[k]],
+                                           train=True) for chunk, _ in draw))
+        policy_lm, policy_vision = statistics.fmean(lm), statistics.fmean(vision)
+        figures[name] = {"padded_tokens": statistics.fmean(tokens), "padded_flops": 1 - real / policy_lm,
+                         "policy_lm": policy_lm, "policy": policy_lm + policy_vision,
+                         "step": generation + policy_lm + policy_vision}
+    return figures
+
+
+def length_aware_table(processor, generations: int, completion: int) -> tuple[list[str], list[dict]]:
+    rng = np.random.default_rng(0)
+    one, four = prompt_shape(processor, 1), prompt_shape(processor, 4)
+    lengths = [sorted(rng.integers(64, completion + 1, generations).tolist()) for _ in range(2)]
+    lines = [
+        f"Length-aware micro-batches (open_r1.training.length_groups), counted: the synthetic batch above (a 1-view "
+        f"and a 4-view prompt, G = {generations} each, completions 64-{completion}, {generations} rows per "
+        "micro-batch, 2 micro-batches: the 3B recipe's layout), at both widths",
+        "",
+        "| model | policy micro-batches | padded share of the policy pass's tokens | of its LM FLOPs | policy pass "
+        "TFLOP (LM + vision) | step TFLOP, beta 0 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    records = []
+    for size in ("3b", "7b"):
+        figures = length_aware_figures(Shapes.of(size), [one, four], lengths, generations)
+        for name, f in figures.items():
+            lines.append(f"| {size.upper()} | {name} | {f['padded_tokens']:.0%} | {f['padded_flops']:.0%} "
+                         f"| {tflops(f['policy'])} | {tflops(f['step'])} |")
+            records.append({"section": "length_aware_counted", "model": size, "layout": name,
+                            **{k: round(v, 4) if v < 1 else v for k, v in f.items()}})
+        before, after = figures.values()
+        lines.append(f"| {size.upper()} | saved | | | {1 - after['policy'] / before['policy']:.0%} "
+                     f"(LM: {1 - after['policy_lm'] / before['policy_lm']:.0%}) "
+                     f"| {1 - after['step'] / before['step']:.0%} |")
+    lines += ["", "TRL's layout: mean over shuffles; vision: the policy pass encodes each distinct image of a "
+              "micro-batch once (--dedupe_images), so a micro-batch holding one prompt's rows encodes its images "
+              "once where TRL's shuffle encodes both prompts' in both micro-batches."]
+    return lines, records
+
+
 # ------------------------------------------------------------------------------------ measured on the CPU
 
 
@@ -539,8 +563,9 @@ def wide_vision_model(folder: Path, width: int, depth: int, max_pixels: int) -> 
     return folder
 
 
-def four_view_rows(folder: Path, count: int, side: int):
-    """`count` rows of 4 distinct random photos each, in the project's jsonl format."""
+def four_view_rows(folder: Path, count: int, side: int, views: tuple[int, ...] = (4,)):
+    """`count` rows of 4 distinct random photos each (or row i: views[i % len(views)]), in the project's jsonl
+    format."""
     from PIL import Image
 
     from open_r1.data import load_rows
@@ -551,7 +576,7 @@ def four_view_rows(folder: Path, count: int, side: int):
     with open(folder / "rows.jsonl", "w") as handle:
         for i in range(count):
             names = []
-            for view in range(4):
+            for view in range(views[i % len(views)]):
                 names.append(f"{i}-{view}.jpg")
                 Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(images / names[-1])
             row = {"id": i, "image": names, "lat": 10.0 + i, "lon": 20.0,
@@ -650,6 +675,137 @@ def wall_time(rounds: int, generations: int, width: int, depth: int, side: int, 
     ]
 
 
+def demo_length_padding(steps: int) -> tuple[list[str], list[dict]]:
+    """The policy pass's padded share in real steps of the demo recipe on the tiny model with its generation batch
+    in 2 micro-batches, TRL's and length-aware (two runs from the same seed: the same rows and completions)."""
+    import yaml
+    from transformers import AutoProcessor
+    from trl import ModelConfig
+
+    from open_r1.data import load_rows
+    from open_r1.data.dataset import rows_to_dataset, with_images
+    from open_r1.modeling.loading import load_model
+    from open_r1.tiny_model import build_tiny_model
+    from open_r1.training.grpo import build_grpo_trainer
+
+    recipe = yaml.safe_load((REPO / "data_config" / "demo.yaml").read_text())
+    path = build_tiny_model(REPO / ".cache" / "tiny-qwen2.5-vl")
+    rows = load_rows(str(REPO / recipe["data_file_paths"]), str(REPO / recipe["image_folders"]))
+    keys = ("num_generations", "max_completion_length", "temperature", "beta")
+    micro = recipe["per_device_train_batch_size"] // 2
+    shares, logged = {}, {}
+    for grouped in (False, True):
+        with tempfile.TemporaryDirectory() as out:
+            trainer = build_grpo_trainer(
+                load_model(ModelConfig(model_name_or_path=str(path))),
+                AutoProcessor.from_pretrained(path),
+                [varied_reward],
+                grpo_args(out, max_steps=steps, per_device_train_batch_size=micro, gradient_accumulation_steps=2,
+                          **{k: recipe[k] for k in keys}),
+                train_dataset=with_images(rows_to_dataset(rows), max_pixels=recipe["max_pixels"]),
+                length_aware_micro_batches=grouped,
+            )
+            recorder = PassRecorder(trainer)
+            trainer.train()
+            shares[grouped] = recorder.shares()["policy forward+backward"]
+            logged[grouped] = [h.get("padding/policy") for h in trainer.state.log_history if "padding/policy" in h]
+    lines = [
+        f"Length-aware micro-batches, measured: {steps} steps of the demo recipe on the tiny model (its generation "
+        f"batch of {2 * micro} rows, 1-photo and 4-photo prompts of the demo data, in 2 micro-batches of {micro}: "
+        f"per_device_train_batch_size {micro}, gradient_accumulation_steps 2; the recipe itself runs 1 micro-batch "
+        "of 32, which has nothing to regroup)",
+        "",
+        "| policy micro-batches | padded share of the policy pass's tokens |",
+        "| --- | --- |",
+        f"| TRL's shuffled micro-batches | {shares[False]:.0%} |",
+        f"| length-aware micro-batches | {shares[True]:.0%} (logged padding/policy per step: "
+        f"{', '.join(f'{v:.0%}' for v in logged[True])}) |",
+    ]
+    records = [{"section": "length_aware_demo", "layout": name, "padded_tokens": round(shares[g], 4)}
+               for g, name in ((False, "TRL's shuffled micro-batches"), (True, "length-aware micro-batches"))]
+    return lines, records
+
+
+def length_wall_time(rounds: int, generations: int, width: int, depth: int, side: int,
+                     completion: int) -> tuple[list[str], list[dict]]:
+    """Seconds per GRPO step on the CPU with TRL's micro-batches and with length-aware ones, taking turns step by
+    step in one run (after a warm-up step), each step a 1-view and a 4-view prompt in 2 micro-batches."""
+    import torch
+    from transformers import AutoProcessor, TrainerCallback
+    from trl import ModelConfig
+
+    from open_r1.data.dataset import rows_to_dataset, with_images
+    from open_r1.modeling.loading import load_model
+    from open_r1.training.grpo import build_grpo_trainer
+    from open_r1.training.length_groups import group_by_length
+
+    names = ["TRL's micro-batches", "length-aware micro-batches"]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+
+    class TakeTurns(TrainerCallback):
+        def __init__(self):
+            self.path, self.start, self.cpu_start = names[0], 0.0, 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            step = state.global_step  # step 0 warms up on the plain path
+            self.path = names[0] if step == 0 else names[(step - 1) % len(names)]
+            group_by_length(trainer, enabled=self.path == names[1])
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step > 1:
+                times[self.path].append(time.perf_counter() - self.start)
+                cpu[self.path].append(time.process_time() - self.cpu_start)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        path = wide_vision_model(tmp / "model", width, depth, max_pixels=side * side)
+        rows = four_view_rows(tmp / "data", 2 * (1 + len(names) * rounds), side, views=(1, 4))
+        trainer = build_grpo_trainer(
+            load_model(ModelConfig(model_name_or_path=str(path))),
+            AutoProcessor.from_pretrained(path),
+            [varied_reward],
+            grpo_args(str(tmp / "out"), max_steps=1 + len(names) * rounds, per_device_train_batch_size=generations,
+                      gradient_accumulation_steps=2, num_generations=generations, max_completion_length=completion,
+                      beta=0.04, shuffle_dataset=False),
+            train_dataset=with_images(rows_to_dataset(rows), max_pixels=side * side),
+        )
+        trainer.add_callback(TakeTurns())
+        trainer.train()
+    median = {key: statistics.median(values) for key, values in times.items()}
+    cpu_median = {key: statistics.median(values) for key, values in cpu.items()}
+    plain, grouped = names
+    lines = [
+        f"Length-aware micro-batches, CPU wall time: tiny Qwen2.5-VL with a {width}-wide, {depth}-block vision "
+        f"tower, each step a 1-view and a 4-view prompt of {side}x{side} photos x G = {generations} in 2 "
+        f"micro-batches of {generations}, completions of up to {completion} tokens, beta 0.04, each image encoded "
+        f"once and the shared prefill on both sides; {rounds} steps each way, taking turns in one run after a "
+        f"warm-up step; torch threads: {torch.get_num_threads()}",
+        "",
+        "| policy micro-batches | median wall s/step | steps (wall s) | median CPU s/step |",
+        "| --- | --- | --- | --- |",
+        *(f"| {name} | {median[name]:.2f} | {', '.join(f'{t:.1f}' for t in times[name])} | {cpu_median[name]:.2f} |"
+          for name in names),
+        "",
+        f"ratio, length-aware to TRL's, medians: {median[grouped] / median[plain]:.2f} of the wall time, "
+        f"{cpu_median[grouped] / cpu_median[plain]:.2f} of the CPU time per step",
+    ]
+    records = [{"section": "length_aware_wall", "layout": name, "median_wall_s": round(median[name], 3),
+                "median_cpu_s": round(cpu_median[name], 3), "steps": len(times[name])} for name in names]
+    records.append({"section": "length_aware_wall", "wall_ratio": round(median[grouped] / median[plain], 3),
+                    "cpu_ratio": round(cpu_median[grouped] / cpu_median[plain], 3)})
+    return lines, records
+
+
+def write_results(records: list[dict], path: Path = REPO / "bench" / "results" / "step_cost.jsonl") -> None:
+    """Append this run's length-aware figures, stamped with the time, to bench/results/step_cost.jsonl."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with open(path, "a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps({"time": stamp, **record}) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generations", type=int, default=8, help="G, completions per prompt")
@@ -662,24 +818,38 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=168, help="wall time: photo side in pixels")
     parser.add_argument("--wall_completion", type=int, default=32, help="wall time: completion tokens")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the measured runs")
+    parser.add_argument("--only_length_aware", action="store_true",
+                        help="of the measured sections, run only the length-aware micro-batches' two")
     args = parser.parse_args()
 
     processor = qwen_processor()
+    grouped, records = length_aware_table(processor, args.generations, args.completion)
     sections = [
         flop_table(processor, args.generations, args.completion),
         recipe_note(processor, args.generations, args.completion),
         padding_table(processor, args.generations, args.completion),
+        grouped,
     ]
     for lines in sections:
         print("\n".join(lines), end="\n\n", flush=True)
     if args.skip_measured:
+        write_results(records)
         return
     import torch
 
     torch.set_num_threads(args.threads)  # one thread: no spin-waiting while other processes hold the cores
-    print("\n".join(demo_padding(args.demo_steps)), end="\n\n", flush=True)
-    print("\n".join(wall_time(args.wall_rounds, args.generations, args.vision_width, args.vision_depth, args.side,
-                              args.wall_completion)), flush=True)
+    if not args.only_length_aware:
+        print("\n".join(demo_padding(args.demo_steps)), end="\n\n", flush=True)
+    lines, measured = demo_length_padding(args.demo_steps)
+    print("\n".join(lines), end="\n\n", flush=True)
+    records += measured
+    if not args.only_length_aware:
+        print("\n".join(wall_time(args.wall_rounds, args.generations, args.vision_width, args.vision_depth,
+                                  args.side, args.wall_completion)), end="\n\n", flush=True)
+    lines, measured = length_wall_time(args.wall_rounds, args.generations, args.vision_width, args.vision_depth,
+                                       args.side, args.wall_completion)
+    print("\n".join(lines), flush=True)
+    write_results(records + measured)
 
 
 if __name__ == "__main__":

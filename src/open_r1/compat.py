@@ -74,9 +74,6 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("transformers.convert_slow_tokenizer", "TikTokenConverter", "callable",
              "tiny model: the real Qwen2 vocabulary from its tiktoken file (not exported at the top level)",
              ("vocab_file", "pattern")),
-    Internal("transformers.models.qwen2_vl.image_processing_qwen2_vl", "smart_resize", "callable",
-             "memory plan: the image size Qwen2-VL's processor resizes a photo to (its tokens)",
-             ("height", "width", "factor", "min_pixels", "max_pixels")),
     Internal("deepspeed.runtime.zero.stage3", "estimate_zero3_model_states_mem_needs", "callable",
              "memory plan: DeepSpeed's own ZeRO-3 model-state estimate, beside geo-r's",
              ("total_params", "largest_layer_params", "num_gpus_per_node", "num_nodes", "cpu_offload",
@@ -172,13 +169,6 @@ def find_adapter_config_file(model_id: str, revision: str | None = None) -> str 
     from transformers.utils import find_adapter_config_file as find
 
     return find(model_id, revision=revision)
-
-
-def smart_resize(height: int, width: int, **kwargs: Any) -> tuple[int, int]:
-    """(height, width) that Qwen2-VL's image processor resizes an image to (`factor`, `min_pixels`, `max_pixels`)."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as resize
-
-    return resize(height, width, **kwargs)
 
 
 def estimate_zero3_model_states_mem_needs(*args: Any, **kwargs: Any) -> tuple:
@@ -279,14 +269,23 @@ def reseed_repeat_sampler(loader: Any, epoch: int) -> bool:
     return False
 
 
-def wrap_prepare_inputs(trainer: Any, regroup: Callable[[list[dict]], list[dict]], marker: str) -> None:
+def wrap_prepare_inputs(trainer: Any, regroup: Callable[[list[dict]], list[dict]], marker: str,
+                        enabled: bool = True) -> None:
     """After each `_prepare_inputs` of `trainer` that generated a new batch (TRL buffered new micro-batches),
     replace the buffer by `regroup(micro_batches)` (as many, in TRL's layout) and hand on the micro-batch at
-    the same position. Wraps the instance's method once per `marker`."""
+    the same position. Wraps the instance's method once per `marker`; `enabled=False` restores it."""
+    if not enabled:
+        if marker in trainer.__dict__:
+            before = trainer.__dict__.pop(marker)
+            if before is None:
+                del trainer.__dict__[PREPARE_INPUTS]
+            else:
+                setattr(trainer, PREPARE_INPUTS, before)
+        return
     if marker in trainer.__dict__:
         return
+    trainer.__dict__[marker] = trainer.__dict__.get(PREPARE_INPUTS)  # an instance method set before ours, if any
     prepare = getattr(trainer, PREPARE_INPUTS)
-    trainer.__dict__[marker] = prepare
 
     def prepare_and_regroup(generation_batch):
         before = trainer._buffered_inputs

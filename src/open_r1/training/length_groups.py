@@ -143,8 +143,9 @@ def regroup(micro_batches: Sequence[dict[str, Any]], generator: torch.Generator,
 
 def group_by_length(trainer: GRPOTrainer, enabled: bool = True) -> bool:
     """Regroup each generation batch of `trainer` into length-aware micro-batches where that leaves its loss and
-    gradient unchanged (see the module's note); True when installed."""
+    gradient unchanged (see the module's note); True when installed. `enabled=False` removes the regrouping."""
     if not enabled:
+        compat.wrap_prepare_inputs(trainer, lambda batches: batches, _MARKER, enabled=False)
         return False
     reason = why_plain(trainer)
     if reason is not None:
