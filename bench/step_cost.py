@@ -585,6 +585,33 @@ def four_view_rows(folder: Path, count: int, side: int, views: tuple[int, ...] =
     return load_rows(str(folder / "rows.jsonl"), str(images))
 
 
+def take_turns(names: list[str], switch):
+    """(a TrainerCallback that runs step 0 as a warm-up on names[0], then each step on the next of `names` in turn,
+    calling `switch(name)` before it; wall seconds per step by name; this process's CPU seconds per step by name,
+    all threads), the warm-up and the first timed step left out."""
+    from transformers import TrainerCallback
+
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+
+    class TakeTurns(TrainerCallback):
+        def __init__(self):
+            self.path, self.start, self.cpu_start = names[0], 0.0, 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            step = state.global_step  # step 0 warms up on the plain path
+            self.path = names[0] if step == 0 else names[(step - 1) % len(names)]
+            switch(self.path)
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step > 1:  # the first step warms up
+                times[self.path].append(time.perf_counter() - self.start)
+                cpu[self.path].append(time.process_time() - self.cpu_start)
+
+    return TakeTurns(), times, cpu
+
+
 WALL_PATHS = {"every copy": (False, False), "each image once": (True, False), "+ shared prefill": (True, True)}
 
 
@@ -593,7 +620,7 @@ def wall_time(rounds: int, generations: int, width: int, depth: int, side: int, 
     shared prefill, taking turns step by step in one run (after one warm-up step), so all see the same machine
     load."""
     import torch
-    from transformers import AutoProcessor, TrainerCallback
+    from transformers import AutoProcessor
     from trl import ModelConfig
 
     from open_r1.data.dataset import rows_to_dataset, with_images
@@ -603,27 +630,14 @@ def wall_time(rounds: int, generations: int, width: int, depth: int, side: int, 
     from open_r1.training.grpo import build_grpo_trainer
 
     names = list(WALL_PATHS)
-    times: dict[str, list[float]] = {name: [] for name in names}  # wall seconds per step
-    cpu: dict[str, list[float]] = {name: [] for name in names}  # this process's CPU seconds per step (all threads)
 
-    class TakeTurns(TrainerCallback):
-        def __init__(self):
-            self.path, self.start, self.cpu_start = names[0], 0.0, 0.0
+    def switch(path: str) -> None:
+        dedupe, shared = WALL_PATHS[path]
+        encode_images_once(trainer.model, enabled=dedupe)
+        encode_images_once(trainer.ref_model, enabled=dedupe)
+        share_prefill(trainer.model, enabled=shared)
 
-        def on_step_begin(self, args, state, control, **kwargs):
-            step = state.global_step  # step 0 warms up on the plain path
-            self.path = names[0] if step == 0 else names[(step - 1) % len(names)]
-            dedupe, shared = WALL_PATHS[self.path]
-            encode_images_once(trainer.model, enabled=dedupe)
-            encode_images_once(trainer.ref_model, enabled=dedupe)
-            share_prefill(trainer.model, enabled=shared)
-            self.start, self.cpu_start = time.perf_counter(), time.process_time()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step > 1:  # the first step warms up
-                times[self.path].append(time.perf_counter() - self.start)
-                cpu[self.path].append(time.process_time() - self.cpu_start)
-
+    turns, times, cpu = take_turns(names, switch)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         path = wide_vision_model(tmp / "model", width, depth, max_pixels=side * side)
@@ -640,7 +654,7 @@ def wall_time(rounds: int, generations: int, width: int, depth: int, side: int, 
                       max_completion_length=completion, beta=0.04),
             train_dataset=with_images(rows_to_dataset(rows), max_pixels=side * side),
         )
-        trainer.add_callback(TakeTurns())
+        trainer.add_callback(turns)
         trainer.train()
     shapes = Shapes.from_config(model.config)
     # counted for the step's 2 prompts (same shapes, so twice one prompt), completions at full length (the tiny
@@ -731,7 +745,7 @@ def length_wall_time(rounds: int, generations: int, width: int, depth: int, side
     """Seconds per GRPO step on the CPU with TRL's micro-batches and with length-aware ones, taking turns step by
     step in one run (after a warm-up step), each step a 1-view and a 4-view prompt in 2 micro-batches."""
     import torch
-    from transformers import AutoProcessor, TrainerCallback
+    from transformers import AutoProcessor
     from trl import ModelConfig
 
     from open_r1.data.dataset import rows_to_dataset, with_images
@@ -740,24 +754,7 @@ def length_wall_time(rounds: int, generations: int, width: int, depth: int, side
     from open_r1.training.length_groups import group_by_length
 
     names = ["TRL's micro-batches", "length-aware micro-batches"]
-    times: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-
-    class TakeTurns(TrainerCallback):
-        def __init__(self):
-            self.path, self.start, self.cpu_start = names[0], 0.0, 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            step = state.global_step  # step 0 warms up on the plain path
-            self.path = names[0] if step == 0 else names[(step - 1) % len(names)]
-            group_by_length(trainer, enabled=self.path == names[1])
-            self.start, self.cpu_start = time.perf_counter(), time.process_time()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step > 1:
-                times[self.path].append(time.perf_counter() - self.start)
-                cpu[self.path].append(time.process_time() - self.cpu_start)
-
+    turns, times, cpu = take_turns(names, lambda path: group_by_length(trainer, enabled=path == names[1]))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         path = wide_vision_model(tmp / "model", width, depth, max_pixels=side * side)
@@ -771,7 +768,7 @@ def length_wall_time(rounds: int, generations: int, width: int, depth: int, side
                       beta=0.04, shuffle_dataset=False),
             train_dataset=with_images(rows_to_dataset(rows), max_pixels=side * side),
         )
-        trainer.add_callback(TakeTurns())
+        trainer.add_callback(turns)
         trainer.train()
     median = {key: statistics.median(values) for key, values in times.items()}
     cpu_median = {key: statistics.median(values) for key, values in cpu.items()}
