@@ -261,3 +261,14 @@ def test_the_llamafactory_export_reads_a_dataset(layouts, tmp_path):
     assert path.name == "views.jsonl" and len(records) == 8
     assert len(records[0]["images"]) == 2 and all(Path(p).is_file() for p in records[0]["images"])
     assert "views" in json.loads((tmp_path / "lf" / "dataset_info.json").read_text())
+
+
+def test_embedded_images_are_written_once_and_reused_by_the_next_read(layouts, tmp_path, capsys):
+    args = hub_args(layouts["osv5m_parquet"], tmp_path)
+    first = read_rows(args)
+    assert "8 embedded images written" in capsys.readouterr().out
+    stamps = [os.stat(p).st_mtime_ns for row in first for p in row.image_paths]
+    again = read_rows(args)
+    assert "embedded images written" not in capsys.readouterr().out
+    assert [p for row in again for p in row.image_paths] == [p for row in first for p in row.image_paths]
+    assert [os.stat(p).st_mtime_ns for row in again for p in row.image_paths] == stamps

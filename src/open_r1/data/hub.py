@@ -9,6 +9,7 @@ lazily (`--streaming`).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
@@ -319,14 +320,18 @@ def _local_path(path: str, source: HubSource, column: str, where: str) -> str:
 
 
 def cache_folder(args: Any, source: HubSource, dataset: Any) -> Path:
-    """Where a dataset's embedded images are written: one folder per dataset version (its fingerprint)."""
+    """Where a dataset's embedded images are written: one folder per dataset version (its Arrow files, their sizes
+    and times), so a changed dataset never reuses another version's images."""
     root = getattr(args, "image_cache_dir", None)
     if not root:
         import datasets
 
         root = os.path.join(datasets.config.HF_DATASETS_CACHE, "geo_r_images")
     name = re.sub(r"[^\w.-]+", "_", f"{source.name}-{source.config or 'default'}-{source.split}").strip("_")[-80:]
-    return Path(root) / f"{name}-{getattr(dataset, '_fingerprint', 'stream')}"
+    files = [(f["filename"], os.path.getsize(f["filename"]), os.path.getmtime(f["filename"]))
+             for f in dataset.cache_files if os.path.isfile(f["filename"])]
+    version = hashlib.blake2b(repr((source, files)).encode("utf-8"), digest_size=8).hexdigest()
+    return Path(root) / f"{name}-{version}"
 
 
 def load_hub_rows(args: Any, *, check_images: bool = True, max_rows: int | None = None) -> list[Row]:
@@ -338,8 +343,8 @@ def load_hub_rows(args: Any, *, check_images: bool = True, max_rows: int | None 
     dataset = open_dataset(source)
     columns = guess_columns(dataset.features, args, source)
     features = dataset.features
-    dataset = undecoded(dataset, columns)
     cache = ImageCache(cache_folder(args, source, dataset))
+    dataset = undecoded(dataset, columns)
     total = len(dataset) if max_rows is None else min(max_rows, len(dataset))
     progress = Progress(f"reading {source.name}", total)
     rows: list[Row] = []

@@ -16,16 +16,8 @@ from typing import Any
 
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
-PREFIX = "[geo-r]"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+from open_r1.console import PREFIX
+from open_r1.console import duration as _duration
 
 
 def _number(logs: dict[str, Any], key: str) -> float | None:
