@@ -31,6 +31,12 @@ batch laid out exactly as TRL 1.16 lays it out, and in real steps of the demo re
 time section runs real TRL steps on the tiny model with a wider vision tower, the plain path, the deduplicated
 vision forward and that with the shared prefill taking turns step by step, and prints their ratios (ratios from
 one run: the absolute seconds depend on the machine and its load).
+
+The length-aware sections set TRL's shuffled policy micro-batches beside open_r1.training.length_groups' (rows
+sorted by length, each micro-batch cut to its longest row): counted on the synthetic batch at 3B and 7B, measured
+on demo-recipe steps with the generation batch in 2 micro-batches, and as CPU wall time taking turns in one run
+(`--only_length_aware` skips the other measured sections). Their figures are appended to
+bench/results/step_cost.jsonl; docs/step_cost.md reads them.
 """
 
 from __future__ import annotations
