@@ -154,9 +154,13 @@ def test_the_check_finds_an_unread_flag(monkeypatch):
 
 
 @pytest.mark.parametrize("entry, flag", [
+    ("open_r1.grpo_jsonl", ["--num_guesses", "4"]),
     ("open_r1.eval_geo", ["--streaming", "true"]),
     ("open_r1.sft", ["--streaming", "true"]),
+    ("open_r1.sft", ["--shared_prefill", "false"]),
     ("open_r1.difficulty", ["--val_split_ratio", "0.1"]),
+    ("open_r1.difficulty", ["--streaming", "true"]),
+    ("open_r1.predict", ["--streaming", "true"]),
     ("open_r1.data.to_llamafactory", ["--tools", "zoom"]),
     ("open_r1.predict", ["--data_file_paths", "a.jsonl"]),
 ])
@@ -164,9 +168,19 @@ def test_flags_an_entry_does_not_run_with_are_not_its_flags(entry, flag):
     """GRPO alone streams; difficulty scores every row; the LLaMA-Factory export without tools takes no --tools
     (open_r1.tools.export does): each entry's parser refuses what it would refuse at run time."""
     with pytest.raises(ValueError, match="not used by the HfArgumentParser"):
-        cpu = ["--use_cpu", "true", "--bf16", "false"] if entry == "open_r1.sft" else []
+        cpu = ["--use_cpu", "true", "--bf16", "false"] if entry in ("open_r1.sft", "open_r1.grpo_jsonl") else []
         TrlParser(parser_dataclasses(entry)).parse_args_and_config(args=[*REQUIRED.get(entry, []), *cpu, *flag])
     assert not any(f.name == flag[0][2:] for cls in parser_dataclasses(entry) for f in dataclasses.fields(cls))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_no_flag_is_declared_twice_across_an_entrys_dataclasses(entry):
+    """geo-r's dataclasses and TRL's of one entry (GRPOConfig, SFTConfig, ModelConfig) name each flag once: a
+    second declaration would be a second default for the same flag."""
+    names = [f.name for cls in parser_dataclasses(entry) for f in dataclasses.fields(cls) if f.init]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+    if entry in ("open_r1.grpo_jsonl", "open_r1.sft"):
+        assert names.count("freeze_vision_modules") == 1
 
 
 def test_no_field_is_declared_twice():
