@@ -131,8 +131,9 @@ PY
 }
 
 # stage_output LOG STAGE: a long stage's whole output into LOG, and on the terminal its [geo-r] lines (progress with an
-# ETA) and error lines, plus a "still working" line whenever it has been quiet for 10 s (open_r1.console)
-stage_output() { tee "$1" | "$PYTHON" -m open_r1.console "$2"; }
+# ETA) and error lines, plus a "still working" line whenever it has been quiet for 12 s (open_r1.console; --outer
+# waits longer than a torchrun stage's own 10 s, so a stage inside it says so once)
+stage_output() { tee "$1" | "$PYTHON" -m open_r1.console --outer "$2"; }
 
 # first_error FILE [BYTES]: the first `error: ...` line an entry point printed (open_r1.cli's one line
 # for a bad input, or argparse's `PROG: error: ...`) in FILE after its first BYTES bytes; nothing when there is none.

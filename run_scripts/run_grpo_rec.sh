@@ -6,6 +6,7 @@
 #   MODEL=Qwen/Qwen2.5-VL-7B-Instruct NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_scripts/run_grpo_rec.sh
 #   WARM_START=llamafactory bash run_scripts/run_grpo_rec.sh       # LLaMA-Factory SFT first, GRPO from its output
 #   bash run_scripts/run_grpo_rec.sh --max_steps 500 --learning_rate 2e-6   # extra flags go to grpo_jsonl.py
+#   bash run_scripts/run_grpo_rec.sh --dataset_name data/my_set   # GRPO on a Hugging Face dataset (Hub id or folder)
 #
 # With no GPU and no MODEL, this is the embedded default, the whole recipe on a CPU in minutes: build the tiny
 # Qwen2.5-VL, SFT warm start on the demo's train split (reused on later launches), GRPO from it on the demo's GRPO
@@ -28,7 +29,8 @@
 #   SFT_NPROC_PER_NODE  processes of the native warm start: NPROC_PER_NODE on GPUs, 1 on a CPU (as run_sft.sh),
 #                where a second process costs more in ZeRO's exchanges than it takes off each step.
 #   EVAL         1: evaluate the warm start and the GRPO model on EVAL_DATA / EVAL_IMAGES with EVAL_FLAGS for
-#                open_r1.eval_geo (default 1 for the embedded default, on data/demo/test.jsonl; 0 otherwise).
+#                open_r1.eval_geo (default 1 for the embedded default, on data/demo/test.jsonl; 0 otherwise);
+#                EVAL_FLAGS="--dataset_name D" evaluates on the test split of the Hugging Face dataset D instead.
 #   MODEL, DATA_PATHS (a.jsonl:b.jsonl), IMAGE_FOLDERS (imgs_a/:imgs_b/), RUN_NAME, OUTPUT_DIR, CONFIG (YAML),
 #   DS_CONFIG, NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, REPORT_TO
 set -euo pipefail
@@ -82,7 +84,7 @@ case "$WARM_START" in
       mkdir -p "$WARM_DIR"
       warm_log="$WARM_DIR.log"; [[ "${NODE_RANK:-0}" != 0 ]] && warm_log="$WARM_DIR.node${NODE_RANK}.log"
       sft_env=(OUTPUT_DIR="$WARM_DIR" RUN_NAME="$(basename "$WARM_DIR")" CONFIG="$sft_recipe" MASTER_PORT=
-               DATA_PATHS="$SFT_DATA_PATHS" IMAGE_FOLDERS="$SFT_IMAGE_FOLDERS")
+               DATA_PATHS="$SFT_DATA_PATHS" IMAGE_FOLDERS="$SFT_IMAGE_FOLDERS" GEO_R_WARM_START=1)
       [[ "$EMBEDDED" == 1 ]] && sft_env+=(MODEL="$BASE_MODEL")
       if [[ "$WARM_START" == native ]]; then
         # the CPU's ZeRO stage is GRPO's, in SFT_NPROC processes; on GPUs SFT keeps its own ZeRO-3 (SFT_DS_CONFIG)
@@ -134,7 +136,9 @@ if [[ "$EVAL" == 1 && "${NODE_RANK:-0}" == 0 ]]; then
           && -z "$(find "$2" -maxdepth 1 -name '*.safetensors' -newer "$3/metrics.json")" ]]; then
       echo "[geo-r] evaluation of the $1 model: reusing $3"; return
     fi
-    echo "[geo-r] evaluating the $1 model on $EVAL_DATA"
+    local split="$EVAL_DATA"  # EVAL_FLAGS="--dataset_name D" evaluates on dataset D (its test split) instead
+    [[ " ${EVAL_FLAGS:-} " =~ \ --dataset_name[=\ ]([^ ]+) ]] && split="${BASH_REMATCH[1]}"
+    echo "[geo-r] evaluating the $1 model on $split"
     "$PYTHON" -m open_r1.eval_geo --model_name_or_path "$2" --data_file_paths "$EVAL_DATA" \
       --image_folders "$EVAL_IMAGES" --output_dir "$3" --overwrite --no_plots ${EVAL_FLAGS:-} 2>&1 | stage_output "$3.log" "evaluation of the $1 model" \
       || { tail -n 30 "$3.log"; echo "[geo-r] evaluation failed: log in $3.log" >&2; first_error "$3.log" >&2; exit 1; }

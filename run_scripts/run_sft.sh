@@ -24,4 +24,4 @@ resolve_run sft "$REPO_HOME/data_config/sft_demo.yaml" "$REPO_HOME/data_config/s
 launch src/open_r1/sft.py "$@"
 
 echo "[geo-r] done: model and processor in $OUTPUT_DIR, log in $OUTPUT_DIR/train.log"
-echo "[geo-r] next: MODEL=$OUTPUT_DIR bash run_scripts/run_grpo_rec.sh"
+[[ -n "${GEO_R_WARM_START:-}" ]] || echo "[geo-r] next: MODEL=$OUTPUT_DIR bash run_scripts/run_grpo_rec.sh"

@@ -366,5 +366,6 @@ def test_the_warm_start_shows_its_progress_lines_and_keeps_the_rest_in_its_log(t
     result = run("run_grpo_rec.sh", env)
     warm = result.stdout.split("warm start: native SFT")[1].split("GRPO starts from the warm start")[0]
     assert "[geo-r] step 5/10  loss 1.2345" in warm and "trainer noise" not in warm
-    assert re.search(r"\[geo-r\] warm start: still working, \ds so far \(last: step 5/10 .*\)", warm)  # quiet
+    assert re.search(r"\[geo-r\] (warm start|sft): still working, \ds so far \(last: step 5/10 .*\)", warm)  # quiet
+    assert "next: MODEL=" not in warm  # run_sft.sh's hint is for a warm start run on its own
     assert "trainer noise" in (tmp_path / "sft.log").read_text()

@@ -86,7 +86,14 @@ def follow(stage: str, quiet: float = 10.0, fd: int = 0, out: TextIO | None = No
 
 _ERROR = re.compile(r"^([A-Za-z0-9_.-]+: )?error: ")
 
-if __name__ == "__main__":
-    every = sys.argv[1:2] == ["--all"]
+def main(argv: list[str]) -> None:
+    """`[--all] [--outer] STAGE`: --all echoes every line (a torchrun stage), --outer waits a quarter longer, so
+    a stage followed inside it (the warm start's own torchrun) says "still working" once, not twice."""
+    flags = {arg for arg in argv if arg in ("--all", "--outer")}
     quiet = float(os.environ.get("GEO_R_QUIET_SECONDS", "10"))  # how long a stage may stay silent on the terminal
-    follow(" ".join(sys.argv[1 + every:]) or "working", quiet=quiet, echo_all=every)
+    stage = " ".join(arg for arg in argv if arg not in flags) or "working"
+    follow(stage, quiet=quiet * (1.25 if "--outer" in flags else 1.0), echo_all="--all" in flags)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
