@@ -1,4 +1,4 @@
-"""Evaluate a geolocation model on jsonl data with the metrics the literature reports.
+"""Evaluate a geolocation model on jsonl data or a Hugging Face dataset with the metrics the literature reports.
 
     python -m open_r1.eval_geo --model_name_or_path output/run1 \
         --data_file_paths data/im2gps3k/test.jsonl --image_folders data/im2gps3k/images \
@@ -6,6 +6,7 @@
     python -m open_r1.eval_geo --model_name_or_path output/run1/checkpoint-500 --num_guesses 5 \
         --submission output/run1/submission.csv
     python -m open_r1.eval_geo --config my_eval.yaml
+    python -m open_r1.eval_geo --model_name_or_path output/run1 --dataset_name data/my_hub_set   # its test split
 
 Writes predictions.jsonl (one record per image, appended batch by batch: rerun the same command to resume),
 metrics.json, error_cdf.png and world_map.png to --output_dir, and prints the metrics table. See

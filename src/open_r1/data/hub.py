@@ -55,6 +55,12 @@ class HubSource:
     def from_args(cls, args: Any) -> HubSource:
         return cls(args.dataset_name, getattr(args, "dataset_config", None), getattr(args, "dataset_split", "train"))
 
+    @property
+    def first_row(self) -> int:
+        """The row a sliced split (`test[500:]`) starts at: rows are named by their index in the whole split."""
+        match = _SLICE.match(self.split)
+        return int(match["start"]) if match and match["start"] else 0
+
     def where(self, index: int) -> str:
         config = f", config {self.config}" if self.config else ""
         return f"dataset {self.name}{config}, split {self.split}, row {index}"
@@ -348,7 +354,7 @@ def load_hub_rows(args: Any, *, check_images: bool = True, max_rows: int | None 
     total = len(dataset) if max_rows is None else min(max_rows, len(dataset))
     progress = Progress(f"reading {source.name}", total)
     rows: list[Row] = []
-    for index, record in enumerate(itertools.islice(dataset, total)):
+    for index, record in enumerate(itertools.islice(dataset, total), start=source.first_row):
         where = source.where(index)
         files = []
         for k, cell in enumerate(_image_cells(record[columns.image], columns.image, where)):
@@ -356,10 +362,10 @@ def load_hub_rows(args: Any, *, check_images: bool = True, max_rows: int | None 
             files.append(cache.path(data, index, k) if data else _local_path(path, source, columns.image, where))
         raw = record_to_raw(record, index, columns, features, source, files)
         rows.append(parse_row(raw, where, str(cache.folder), check_images, allow_absolute_image_paths=True))
-        if index % 64 == 63:
-            progress(index + 1)
+        if len(rows) % 64 == 0:
+            progress(len(rows))
     if not rows:
-        raise DataError(f"{source.where(0)}: no rows (the split is empty)")
+        raise DataError(f"{source.where(source.first_row)}: no rows (the split is empty)")
     say(f"{source.name}: {len(rows):,} rows" + (f", {cache.written:,} embedded images written to {cache.folder}"
                                                 if cache.written else ""))
     return rows
@@ -413,7 +419,7 @@ class HubRowStream:
         dataset, _, _ = self.open()
         rng = random.Random(f"{self.seed}:{epoch}")
         buffer: list[tuple[int, dict]] = []
-        for item in enumerate(dataset):
+        for item in enumerate(dataset, start=self.source.first_row):
             if len(buffer) < self.shuffle_buffer:
                 buffer.append(item)
                 continue
