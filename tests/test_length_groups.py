@@ -85,6 +85,20 @@ def test_rows_move_with_their_images_and_each_micro_batch_is_cut_to_its_longest_
     assert trim(no_tokens)["completion_ids"].size(1) == 1  # a log-prob slice of -0 columns takes the whole row
 
 
+@pytest.mark.parametrize(("change", "kept"), [
+    ({}, False), ({"loss_type": "bnpo"}, True), ({"loss_type": "cispo"}, True), ({"entropy_coef": 0.01}, True),
+    ({"use_adaptive_entropy": True}, True), ({"top_entropy_quantile": 0.2}, True), ({"aux_loss_enabled": True}, True),
+])
+def test_the_plain_path_stays_where_grouping_would_move_the_loss(change, kept):
+    from types import SimpleNamespace
+
+    defaults = {"entropy_coef": 0.0, "use_adaptive_entropy": False, "top_entropy_quantile": 1.0}
+    args = SimpleNamespace(**{k: change.get(k, v) for k, v in defaults.items()})
+    trainer = SimpleNamespace(args=args, loss_type=change.get("loss_type", "dapo"),
+                              aux_loss_enabled=change.get("aux_loss_enabled", False))
+    assert (why_plain(trainer) is not None) == kept
+
+
 def trainer_for(tmp_path, tiny_model_dir, demo_data, loss_type: str):
     train, _, images = demo_data
     rows = load_rows(str(train), str(images), max_rows=4)
