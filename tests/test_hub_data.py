@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -272,3 +273,21 @@ def test_embedded_images_are_written_once_and_reused_by_the_next_read(layouts, t
     assert "embedded images written" not in capsys.readouterr().out
     assert [p for row in again for p in row.image_paths] == [p for row in first for p in row.image_paths]
     assert [os.stat(p).st_mtime_ns for row in again for p in row.image_paths] == stamps
+
+
+@pytest.mark.slow
+def test_sft_trains_from_a_dataset_and_prints_a_step_line_per_log(layouts, tmp_path, tiny_model_dir, capsys):
+    from trl import ModelConfig, SFTConfig
+
+    from open_r1 import sft
+    from open_r1.configs import SFTScriptArguments
+
+    args = SFTScriptArguments(dataset_name=str(layouts["mp16_imagefolder"]), max_pixels=112 * 112)
+    training = SFTConfig(output_dir=str(tmp_path / "sft"), per_device_train_batch_size=4, max_steps=2,
+                         logging_steps=1, max_length=None, save_strategy="no", report_to=[], use_cpu=True, bf16=False,
+                         gradient_checkpointing=False, seed=0)
+    sft.main(args, training, ModelConfig(model_name_or_path=str(tiny_model_dir)))
+    steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[geo-r] step ")]
+    assert len(steps) == 2 and re.match(r"\[geo-r\] step 2/2  loss \d+\.\d{4}  \d+\.\d s/step  ETA 0s", steps[1])
+    logged = [json.loads(line) for line in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()]
+    assert [log["step"] for log in logged if "loss" in log] == [1, 2]
