@@ -88,11 +88,14 @@ def test_rows_move_with_their_images_and_each_micro_batch_is_cut_to_its_longest_
 @pytest.mark.parametrize(("change", "kept"), [
     ({}, False), ({"loss_type": "bnpo"}, True), ({"loss_type": "cispo"}, True), ({"entropy_coef": 0.01}, True),
     ({"use_adaptive_entropy": True}, True), ({"top_entropy_quantile": 0.2}, True), ({"aux_loss_enabled": True}, True),
+    ({"steps_per_generation": 4}, True), ({"gradient_accumulation_steps": 4}, False),
 ])
 def test_the_plain_path_stays_where_grouping_would_move_the_loss(change, kept):
+    """Several generation batches per optimizer step (accumulation 4, 2 micro-batches each) still sum the same."""
     from types import SimpleNamespace
 
-    defaults = {"entropy_coef": 0.0, "use_adaptive_entropy": False, "top_entropy_quantile": 1.0}
+    defaults = {"entropy_coef": 0.0, "use_adaptive_entropy": False, "top_entropy_quantile": 1.0,
+                "steps_per_generation": 2, "gradient_accumulation_steps": 2}
     args = SimpleNamespace(**{k: change.get(k, v) for k, v in defaults.items()})
     trainer = SimpleNamespace(args=args, loss_type=change.get("loss_type", "dapo"),
                               aux_loss_enabled=change.get("aux_loss_enabled", False))

@@ -14,7 +14,8 @@ Exact where the loss does not depend on which rows share a micro-batch (each mic
 each micro-batch by its own token count, so grouping changes the gradient: it keeps TRL's layout. So do the loss
 types no recipe uses (cispo, sapo and luspo normalise like dapo or grpo but are untested here; vespo's weights
 read every column of the vLLM ratios) and runs with an entropy bonus or top-entropy masking (per-micro-batch
-statistics) or a MoE auxiliary loss. Logs `padding/policy` (the padded share of the policy pass's tokens) beside
+statistics) or a MoE auxiliary loss, and runs whose generation batch spans several optimizer steps
+(`steps_per_generation` above `gradient_accumulation_steps`). Logs `padding/policy` (the padded share of the policy pass's tokens) beside
 `padding/policy_plain` (that share in TRL's micro-batches).
 """
 
@@ -45,6 +46,8 @@ def why_plain(trainer: GRPOTrainer) -> str | None:
     args = trainer.args
     if trainer.loss_type not in EXACT_LOSS_TYPES:
         return f"loss_type {trainer.loss_type} normalises each micro-batch by its own token count"
+    if args.steps_per_generation > args.gradient_accumulation_steps:
+        return "a generation batch spans several optimizer steps, and grouping would choose which rows share one"
     if args.entropy_coef != 0.0 or args.use_adaptive_entropy:
         return "the entropy bonus is a mean over each micro-batch's tokens"
     if args.top_entropy_quantile < 1.0:
