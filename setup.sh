@@ -5,19 +5,22 @@
 #   bash setup.sh --gpu    # force the GPU extras
 #   bash setup.sh --cpu    # never install the GPU extras
 #   bash setup.sh --sft    # also make .venv-sft with LLaMA-Factory for the SFT warm start
-#   bash setup.sh --dev    # also the test and lint tools (requirements-dev.txt: pytest, ruff, pillow-heif)
+#   bash setup.sh --dev    # also the test and lint tools (requirements-dev.txt: pytest, ruff, pillow-heif, the app,
+#                          # playwright) and Chromium for the app's browser test (apt, as root)
+#   bash setup.sh --app    # also the web page, python -m open_r1.app (requirements-app.txt: gradio)
 set -euo pipefail
 REPO_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$REPO_HOME"
 
-GPU=auto; SFT=0; DEV=0
+GPU=auto; SFT=0; DEV=0; APP=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) GPU=1 ;;
     --cpu) GPU=0 ;;
     --sft) SFT=1 ;;
     --dev) DEV=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --app) APP=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +43,8 @@ VPY="$REPO_HOME/.venv/bin/python"
 stamp_files=(requirements.txt pyproject.toml)
 [[ "$GPU" == 1 ]] && stamp_files+=(requirements-gpu.txt)
 [[ "$DEV" == 1 ]] && stamp_files+=(requirements-dev.txt)
-stamp="$(cat "${stamp_files[@]}" | sha256sum | cut -d' ' -f1)-gpu$GPU-dev$DEV"
+[[ "$APP" == 1 ]] && stamp_files+=(requirements-app.txt)
+stamp="$(cat "${stamp_files[@]}" | sha256sum | cut -d' ' -f1)-gpu$GPU-dev$DEV-app$APP"
 if [[ -x "$VPY" && -f .venv/.geo-r-installed && "$(cat .venv/.geo-r-installed)" == "$stamp" ]]; then
   echo "[setup] .venv is up to date with requirements (gpu extras: $GPU); nothing to install"
 else
@@ -67,8 +71,27 @@ else
   if [[ "$DEV" == 1 ]]; then
     "$VPY" -m pip install -q -r requirements-dev.txt
   fi
+  if [[ "$APP" == 1 ]]; then
+    "$VPY" -m pip install -q -r requirements-app.txt
+  fi
   "$VPY" -m pip install -q --no-deps -e .
   echo "$stamp" > .venv/.geo-r-installed
+fi
+
+if [[ "$DEV" == 1 ]]; then
+  # The app's browser test drives a system Chromium (playwright's own browser download needs its CDN).
+  browser="$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)"
+  if [[ -z "$browser" ]] && command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    echo "[setup] installing Chromium (apt-get) for the app's browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+      >/dev/null 2>&1 || echo "[setup] apt-get could not install chromium"
+    browser="$(command -v chromium || true)"
+  fi
+  if [[ -n "$browser" ]]; then
+    echo "[setup] browser for the app's test: $browser"
+  else
+    echo "[setup] no Chromium (apt-get install chromium as root, or your package manager's): tests/test_app_browser.py will skip"
+  fi
 fi
 
 if [[ "$SFT" == 1 ]]; then

@@ -78,8 +78,8 @@ def write_demo_run(folder: Path, rows_file: Path, images: Path, max_rows: int = 
     from open_r1.evaluation.metrics import compute_metrics
     from open_r1.evaluation.records import build_records
 
-    rows = load_rows(str(rows_file), str(images), max_rows=max_rows)
-    rows = rows[::max(1, len(rows) // max_rows)][:max_rows] if len(rows) > max_rows else rows
+    rows = load_rows(str(rows_file), str(images))
+    rows = rows[::max(1, len(rows) // max_rows)][:max_rows]  # spread over the set's cities
     completions = []
     for i, row in enumerate(rows):
         shift = (0.01, 0.3, 2.0, 9.0, 30.0, None)[i % 6]

@@ -32,6 +32,12 @@ def test_test_tools_are_a_dev_extra_and_not_runtime_requirements():
     assert not runtime & {"pytest", "ruff"}
 
 
+def test_the_app_extra_is_requirements_app_and_dev_installs_it_too():
+    app = requirement_lines("requirements-app.txt")
+    assert project()["optional-dependencies"]["app"] == app
+    assert set(app) <= set(requirement_lines("requirements-dev.txt"))  # CI's --dev install runs the app's tests
+
+
 def test_the_license_file_matches_the_declared_license():
     assert project()["license"] == {"text": "Apache-2.0"}
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
