@@ -12,7 +12,7 @@ from PIL import Image
 
 from open_r1.app import ask as ask_module
 from open_r1.app.ask import Asker, UploadError, check_uploads
-from open_r1.app.page import ALL, build_page, run_map
+from open_r1.app.page import ALL, _guarded, build_page, make_ask, run_map
 from open_r1.app.runs import MAP_LIMIT, PAGE_SIZE, RunError, open_run, read_run
 from open_r1.configs import ModelArguments
 from open_r1.errors import InputError
@@ -63,6 +63,8 @@ def test_a_model_folder_that_does_not_load_is_a_message(tmp_path):
     Image.new("RGB", (32, 32)).save(photo)
     with pytest.raises(InputError, match="could not be loaded"):
         asker.ask([photo])
+    message, *unchanged = _guarded(make_ask(asker), 6)([str(photo)])  # as the page calls it
+    assert message.startswith(f"**Error:** The model {tmp_path} could not be loaded") and len(unchanged) == 5
 
 
 def write_large_run(folder, n: int) -> None:
