@@ -416,18 +416,11 @@ class HubRowStream:
         return undecoded(dataset, self._columns), self._columns, features
 
     def _epoch(self, epoch: int) -> Iterator[tuple[int, dict]]:
+        from open_r1.data.streaming.stream import buffer_shuffled
+
         dataset, _, _ = self.open()
         rng = random.Random(f"{self.seed}:{epoch}")
-        buffer: list[tuple[int, dict]] = []
-        for item in enumerate(dataset, start=self.source.first_row):
-            if len(buffer) < self.shuffle_buffer:
-                buffer.append(item)
-                continue
-            slot = rng.randrange(len(buffer))
-            buffer[slot], item = item, buffer[slot]
-            yield item
-        rng.shuffle(buffer)
-        yield from buffer
+        return buffer_shuffled(enumerate(dataset, start=self.source.first_row), self.shuffle_buffer, rng)
 
     def _row(self, index: int, record: dict, decode: bool) -> dict[str, Any]:
         import io

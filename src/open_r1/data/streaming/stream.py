@@ -9,9 +9,9 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from open_r1.answer import render_answer
 from open_r1.data.dataset import prompt_messages
@@ -34,6 +34,7 @@ from open_r1.data.streaming.shared_images import shared
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 OPEN_BLOCKS = 16  # blocks read round-robin at once, so one shuffle buffer spans 16 places in the data
 
 
@@ -74,6 +75,21 @@ def resolve_sources(
             raise DataError(f"{folder}: image folder not found")
         sources.append(Source(entry, folder))
     return sources
+
+
+def buffer_shuffled(items: Iterable[T], size: int, rng: random.Random) -> Iterator[T]:
+    """`items` through a shuffle buffer of `size`: memory holds `size` items, and the order depends on `rng`'s
+    seed alone, so a stream restarted with the same seed comes out the same."""
+    buffer: list[T] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        index = rng.randrange(len(buffer))
+        buffer[index], item = item, buffer[index]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
 
 
 class RowStream:
@@ -186,23 +202,18 @@ class RowStream:
         if self.shuffle:
             rng.shuffle(blocks)
         pending, active = deque(blocks), deque()
-        buffer: list[tuple] = []
-        while pending or active:
-            while pending and len(active) < self.open_blocks:
-                active.append(self._weighted(self._refs(pending.popleft()), rng))
-            reader = active.popleft()
-            ref = next(reader, None)
-            if ref is None:
-                continue
-            active.append(reader)
-            if len(buffer) < self.shuffle_buffer:
-                buffer.append(ref)
-                continue
-            index = rng.randrange(len(buffer))
-            buffer[index], ref = ref, buffer[index]
-            yield ref
-        rng.shuffle(buffer)
-        yield from buffer
+
+        def round_robin() -> Iterator[tuple]:
+            while pending or active:
+                while pending and len(active) < self.open_blocks:
+                    active.append(self._weighted(self._refs(pending.popleft()), rng))
+                reader = active.popleft()
+                ref = next(reader, None)
+                if ref is not None:
+                    active.append(reader)
+                    yield ref
+
+        yield from buffer_shuffled(round_robin(), self.shuffle_buffer, rng)
 
     # -- building rows
 
