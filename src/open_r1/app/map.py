@@ -132,7 +132,7 @@ def svg_map(pins: Sequence[Pin], arcs: Sequence[tuple[float, float, float, float
         'preserveAspectRatio="xMidYMid meet" role="img" aria-label="world map">',
         _graticule(),
         f'<path class="land" d="{land_path()}" fill="#d5dbe1" stroke="none"/>',
-        *(f'<path class="arc" d="{"".join(paths)}" stroke="{colour}" stroke-width="0.35" fill="none" '
+        *(f'<path class="arc" d="{"".join(paths)}" stroke="{colour}" stroke-width="0.5" fill="none" '
           f'stroke-opacity="0.75"/>' for colour, paths in by_colour.items()),
     ]
     colours = {"truth": TRUTH_COLOUR, "guess": GUESS_COLOUR, "failed": FAILED_COLOUR}

@@ -106,11 +106,11 @@ def run_map(run: Run, chosen) -> str:
         truth = f"{key}: truth {run.true_place[i]}"
         if run.parsed[i]:
             arcs.append((run.true_lat[i], run.true_lon[i], run.pred_lat[i], run.pred_lon[i], km))
-            pins.append(Pin(run.true_lat[i], run.true_lon[i], key, "truth", f"{truth}; error {km:.0f} km", 0.9))
+            pins.append(Pin(run.true_lat[i], run.true_lon[i], key, "truth", f"{truth}; error {km:.0f} km", 1.2))
             pins.append(Pin(run.pred_lat[i], run.pred_lon[i], key, "guess",
-                            f"{key}: guess {run.pred_place[i]}; error {km:.0f} km", 0.9))
+                            f"{key}: guess {run.pred_place[i]}; error {km:.0f} km", 1.2))
         else:
-            pins.append(Pin(run.true_lat[i], run.true_lon[i], key, "failed", f"{truth}; no parseable answer", 1.1))
+            pins.append(Pin(run.true_lat[i], run.true_lon[i], key, "failed", f"{truth}; no parseable answer", 1.5))
     caption = (f"{len(shown):,} of {len(chosen):,} matching predictions"
                + (f" (a fixed random sample of {MAP_LIMIT:,}; the table lists them all)" if len(shown) < len(chosen)
                   else "") + ". Click a marker for its photo and reasoning; wheel to zoom, drag to pan.")
