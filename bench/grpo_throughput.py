@@ -76,15 +76,11 @@ def build_model(size: str, tiny_dir: Path | None, dtype: torch.dtype):
 
 
 def language_params(model) -> int:
-    """Parameters that every token passes through (the vision tower and the input embedding excluded)."""
-    total = 0
-    for name, p in model.named_parameters():
-        if ".visual." in f".{name}" or "embed_tokens" in name:
-            continue
-        total += p.numel()
-    if model.config.tie_word_embeddings:  # the tied lm_head still does a matmul per token
-        total += model.get_input_embeddings().weight.numel()
-    return total
+    """Parameters that every token passes through (the vision tower and the input embedding excluded): the N of
+    the FLOP model, from the plan's one shape and parameter model (`open_r1.plan.ModelCounts`)."""
+    from open_r1.plan import config_counts
+
+    return config_counts(model.config).language_params
 
 
 class Timer:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import learning  # noqa: E402
-import recorded  # noqa: E402
+import learning
+import recorded
 
 
 @pytest.fixture

@@ -3,13 +3,9 @@ run of the same key wins, a smoke run is told apart, and a damaged line names it
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from recorded import read_recorded, record, shortened_run  # noqa: E402
+from recorded import read_recorded, record, shortened_run
 
 
 def test_recorded_runs_read_back_by_key_and_a_later_run_wins(tmp_path):

@@ -25,6 +25,29 @@ def test_parameter_counts_are_the_released_models():
     assert counts["3b"].vision_params == counts["7b"].vision_params - (3584 - 2048) * (5120 + 1)  # merger output
 
 
+@pytest.mark.parametrize("size, tied", [("3b", True), ("7b", False)])
+def test_the_benches_shape_and_token_parameter_model_is_the_plans(size, tied):
+    """bench/step_cost.py's FLOPs and bench/grpo_throughput.py's N read the plan's one model of a config: the
+    shapes it counts are the config's, and N is what an instantiated model's language layers and head hold."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    import grpo_throughput
+    import step_cost
+
+    counts = planner.model_counts(planner.MODEL_CONFIGS / f"qwen2_5_vl_{size}.json", num_layers=2)
+    assert step_cost.Shapes is planner.Shapes and isinstance(counts, planner.Shapes)
+    assert planner.Shapes.of(size).v_out == counts.hidden and counts.tied is tied
+    config = planner.load_model_config(planner.MODEL_CONFIGS / f"qwen2_5_vl_{size}.json", num_layers=2)
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    every_token = sum(p.numel() for name, p in model.named_parameters()
+                      if ".visual." not in f".{name}" and "embed_tokens" not in name)
+    if tied:  # the head is the embedding, and its matmul is paid per token
+        every_token += model.get_input_embeddings().weight.numel()
+    assert counts.language_params == every_token == grpo_throughput.language_params(model)
+
+
 @pytest.mark.parametrize("deepspeed", ["zero3.json", "zero3_offload.json", "zero2.json"])
 @pytest.mark.parametrize("nproc,nnodes", [(1, 1), (8, 1), (8, 2)])
 @pytest.mark.parametrize("model", ["Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct"])

@@ -279,8 +279,9 @@ def _llamafactory_settings(config, v, nproc, nnodes, gpu_gib, views, image_size,
 
 
 @dataclass(frozen=True)
-class ModelCounts:
-    """Shapes and parameter counts of one Qwen2.5-VL config, counted on the meta device."""
+class Shapes:
+    """The shapes that set a Qwen2.5-VL's compute and memory: the one shape model of the plan and of the benches
+    (bench/step_cost.py counts FLOPs from it, bench/grpo_throughput.py its tokens' parameters)."""
 
     hidden: int
     intermediate: int
@@ -294,15 +295,50 @@ class ModelCounts:
     v_intermediate: int
     v_depth: int
     v_heads: int
+    v_full_blocks: int  # vision blocks with full attention (the others attend within windows)
+    window: int  # the vision tower's attention window, in pixels
     merge: int
     patch: int
     temporal: int
+    in_channels: int
+    v_out: int  # the merger's output width (the language model's)
+
+    @classmethod
+    def from_config(cls, config: Any) -> Shapes:
+        text, vis = config.text_config, config.vision_config
+        return cls(
+            hidden=text.hidden_size, intermediate=text.intermediate_size, layers=text.num_hidden_layers,
+            heads=text.num_attention_heads, kv_heads=text.num_key_value_heads,
+            head_dim=getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads,
+            vocab=text.vocab_size, tied=bool(config.tie_word_embeddings), v_hidden=vis.hidden_size,
+            v_intermediate=vis.intermediate_size, v_depth=vis.depth, v_heads=vis.num_heads,
+            v_full_blocks=len(vis.fullatt_block_indexes), window=vis.window_size, merge=vis.spatial_merge_size,
+            patch=vis.patch_size, temporal=vis.temporal_patch_size, in_channels=vis.in_channels,
+            v_out=vis.out_hidden_size,
+        )
+
+    @classmethod
+    def of(cls, size: str) -> Shapes:
+        """The shapes of Qwen2.5-VL `size` ("3b", "7b") from src/open_r1/model_configs/."""
+        return cls.from_config(load_model_config(MODEL_CONFIGS / f"qwen2_5_vl_{size}.json"))
+
+
+@dataclass(frozen=True)
+class ModelCounts(Shapes):
+    """Shapes and parameter counts of one Qwen2.5-VL config, counted on the meta device."""
+
     total_params: int
     vision_params: int
     head_params: int  # the LM head's weight (the input embedding's, when tied)
     largest_layer_params: int  # the most parameters any one module holds directly (DeepSpeed's definition)
     linear_params: int  # weights of nn.Linear layers (what bitsandbytes quantizes)
     lora_shapes: tuple[tuple[str, int, int], ...]  # (module name, in, out) of every nn.Linear
+
+    @property
+    def language_params(self) -> int:
+        """The parameters every language-model token passes through: its layers and the LM head (the input
+        embedding is a lookup, counted only as the head it is when tied): the N of "2N FLOPs per token"."""
+        return self.total_params - self.vision_params - (0 if self.tied else self.vocab * self.hidden)
 
 
 def load_model_config(path: Path, num_layers: int | None = None, vision_depth: int | None = None):
@@ -333,13 +369,16 @@ def load_model_config(path: Path, num_layers: int | None = None, vision_depth: i
 
 @functools.cache
 def model_counts(config_path: Path, num_layers: int | None = None, vision_depth: int | None = None) -> ModelCounts:
-    """Count a config's parameters on the meta device (nothing allocated, nothing downloaded). DeepSpeed's
-    `estimate_zero3_model_states_mem_needs_all_live` dedupes tied weights by `data_ptr`, which is 0 for every meta
-    tensor, so the count is made here, once per tensor object."""
+    """Count a config's parameters on the meta device (nothing allocated, nothing downloaded)."""
+    return config_counts(load_model_config(Path(config_path), num_layers, vision_depth))
+
+
+def config_counts(config: Any) -> ModelCounts:
+    """`model_counts` of a loaded config. DeepSpeed's `estimate_zero3_model_states_mem_needs_all_live` dedupes
+    tied weights by `data_ptr`, which is 0 for every meta tensor, so the count is made here, once per tensor."""
     import torch
     from transformers import AutoModelForImageTextToText
 
-    config = load_model_config(Path(config_path), num_layers, vision_depth)
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
     seen: dict[int, tuple[str, int]] = {}
@@ -352,16 +391,9 @@ def model_counts(config_path: Path, num_layers: int | None = None, vision_depth:
     linears = tuple((name, m.in_features, m.out_features) for name, m in model.named_modules()
                     if isinstance(m, torch.nn.Linear))
     linear_params = sum(i * o for name, i, o in linears if name != "lm_head")
-    text, vis = config.text_config, config.vision_config
     return ModelCounts(
-        hidden=text.hidden_size, intermediate=text.intermediate_size, layers=text.num_hidden_layers,
-        heads=text.num_attention_heads, kv_heads=text.num_key_value_heads,
-        head_dim=getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads,
-        vocab=text.vocab_size, tied=bool(config.tie_word_embeddings), v_hidden=vis.hidden_size,
-        v_intermediate=vis.intermediate_size, v_depth=vis.depth, v_heads=vis.num_heads,
-        merge=vis.spatial_merge_size, patch=vis.patch_size, temporal=vis.temporal_patch_size,
-        total_params=total, vision_params=vision, head_params=head, largest_layer_params=largest,
-        linear_params=linear_params, lora_shapes=linears,
+        **vars(Shapes.from_config(config)), total_params=total, vision_params=vision, head_params=head,
+        largest_layer_params=largest, linear_params=linear_params, lora_shapes=linears,
     )
 
 
@@ -388,7 +420,7 @@ def lora_params(m: ModelCounts, targets: Sequence[str], r: int) -> tuple[int, li
 
 def image_tokens(s: Settings, m: ModelCounts) -> tuple[int, int]:
     """(LM tokens, vision patches) of one photo of `s.image_size` under the recipe's pixel bounds."""
-    from open_r1.compat import smart_resize
+    from qwen_vl_utils import smart_resize  # the resize rule the processor, vLLM and LLaMA-Factory share
 
     factor = m.patch * m.merge
     h, w = smart_resize(s.image_size[1], s.image_size[0], factor=factor, min_pixels=s.min_pixels,
