@@ -8,7 +8,7 @@ unanswered), with reasoning of varied length and guesses from metres to continen
 unique, so no per-text cache can make the run look faster than a real step. The reference is a plain numpy
 haversine over the same coordinate pairs. Timings include everything a trainer step pays except the one-off
 loading of the place table. The suite's time runs from the first reward's call to the last one's return plus
-the garbage collection the rewards defer. Place names are normalised once per process (the model and the
+a young-generation collection of what they left. Place names are normalised once per process (the model and the
 labels repeat them from step to step), so the first step, which meets every name for the first time, is
 printed too.
 """
@@ -138,7 +138,7 @@ def main() -> None:
             start = time.perf_counter()
             func(None, batch, **kwargs)
             best[func.__name__] = min(best.get(func.__name__, np.inf), time.perf_counter() - start)
-        gc.collect(0)  # the young-generation collection the rewards deferred (they hold the collector) is paid here
+        gc.collect(0)  # the collection of what the rewards left is part of their cost
         suite_times.append(time.perf_counter() - suite_start)
         best["suite"] = min(best.get("suite", np.inf), suite_times[-1])
         best_cpu = min(best_cpu, time.process_time() - cpu)

@@ -5,9 +5,8 @@ import random
 
 import pytest
 
-from open_r1.answer import GeoAnswer, answer_text, parse_answer, parse_completion, render_answer, wrap
+from open_r1.answer import GeoAnswer, answer_text, parse_answer, render_answer, wrap
 from open_r1.answer.parse import MAX_ANSWER_CHARS, MAX_COMPLETION_CHARS, _parse_general
-from open_r1.rewards.format import format_parts
 
 LISBON = (38.7167, -9.1395)
 
@@ -142,27 +141,6 @@ def test_hostile_answers_are_refused(body):
 def test_non_text_is_no_answer():
     assert parse_answer(None) is None
     assert parse_answer(38.7) is None
-
-
-def test_whole_completion_fast_path_agrees_with_locating_the_answer_block():
-    """A completion read in one match must give what the general route (find the block, then read it) gives,
-    and the reasoning span it hands the format check must be the think block's body."""
-    rng = random.Random(7)
-    names = ["Portugal", "Côte d'Ivoire", "São Paulo", None, "<answer>x"]
-    thinks = ["The signs are in Portuguese.", "  ", "a <b> tag", "Portugal " * 500]
-    for _ in range(200):
-        think = rng.choice(thinks)
-        body = render_answer(rng.uniform(-90, 90), rng.uniform(-180, 180), rng.choice(names), rng.choice(names))
-        text = rng.choice(["", "\n "]) + wrap(think, body) + rng.choice(["", "\n"])
-        answer, span = parse_completion(text)
-        block = answer_text(text)
-        assert answer == (_parse_general(block) if block and block.strip() else None)
-        if span is not None:
-            assert text[span[0]:span[1]] == think
-            assert format_parts(text, answer, span) == format_parts(text)
-        else:
-            assert "<" in think or "<answer>x" in body  # only a '<' sends a prompted-format text the long way
-    assert parse_completion(wrap("x", " " * (MAX_ANSWER_CHARS + 1) + render_answer(1.0, 2.0))) == (None, None)
 
 
 def test_prompted_format_reads_the_same_through_the_general_scan():

@@ -244,8 +244,8 @@ def test_hostile_completions_and_rows_never_raise():
 
 def test_each_completion_is_parsed_once_per_step(monkeypatch):
     seen = []
-    real = batch_module.parse_completion
-    monkeypatch.setattr(batch_module, "parse_completion", lambda text: seen.append(text) or real(text))
+    real = batch_module.parse_answer
+    monkeypatch.setattr(batch_module, "parse_answer", lambda text: seen.append(text) or real(text))
     completions = [wrap(CHAIN, render_answer(LISBON[0] + i / 100, LISBON[1])) for i in range(6)]
     funcs = build_reward_funcs(["format", "haversine", "hierarchy", "geohash", "geoguessr"], {})
     for func in funcs:

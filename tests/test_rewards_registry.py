@@ -139,36 +139,6 @@ def test_invalid_options_fail_early(bad):
         RewardArguments(**bad)
 
 
-def test_rewards_run_with_the_cyclic_collector_held_and_restore_it():
-    """Rewards run with the garbage collector held (their many small objects would trigger collections of the
-    trainer's heap); it is back on afterwards, also when a reward raises, and left off if it was off."""
-    import gc
-
-    seen = []
-
-    def probe(prompts, completions, fail=False, **kwargs):
-        seen.append(gc.isenabled())
-        if fail:
-            raise RuntimeError("bad reward")
-        return [0.0] * len(completions)
-
-    register("gc_probe", replace=True)(probe)
-    try:
-        (bound,) = build_reward_funcs(["gc_probe"], errors="raise")
-        assert gc.isenabled()
-        bound(["p"], ["c"])
-        assert seen == [False] and gc.isenabled()
-        with pytest.raises(RuntimeError):
-            bound(["p"], ["c"], fail=True)
-        assert gc.isenabled()
-        gc.disable()
-        bound(["p"], ["c"])
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-        REWARDS.pop("gc_probe", None)
-
-
 def faulty(name, func, errors="skip"):
     register(name, replace=True)(func)
     try:

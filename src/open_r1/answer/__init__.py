@@ -15,7 +15,7 @@ from open_r1.answer.format import (
     split_completion,
     wrap,
 )
-from open_r1.answer.parse import GeoAnswer, answer_text, parse_answer, parse_completion
+from open_r1.answer.parse import GeoAnswer, answer_text, parse_answer
 
 __all__ = [
     "ANSWER_CLOSE",
@@ -32,7 +32,6 @@ __all__ = [
     "build_question",
     "is_tool_error",
     "parse_answer",
-    "parse_completion",
     "read_episode",
     "render_answer",
     "split_completion",

@@ -21,7 +21,7 @@ from open_r1.answer.format import (
     split_completion,
 )
 
-__all__ = ["MAX_ANSWER_CHARS", "MAX_COMPLETION_CHARS", "GeoAnswer", "answer_text", "parse_answer", "parse_completion"]
+__all__ = ["MAX_ANSWER_CHARS", "MAX_COMPLETION_CHARS", "GeoAnswer", "answer_text", "parse_answer"]
 
 MAX_COMPLETION_CHARS = 131_072  # about 32k tokens: longer than any completion a trainer lets through
 MAX_ANSWER_CHARS = 4_096  # a final answer is a few lines; a longer one is prose or a list of guesses
@@ -142,15 +142,6 @@ def _canonical_body(name_chars: str) -> str:
 
 
 _CANONICAL_RE = re.compile(_canonical_body(_NAME_CHARS))
-# A well-formed completion: optional space, a think block without tags, then the canonical answer block (its
-# names without '<', so no tag hides in them) ending the text. Most completions of a trained model look like
-# this; they skip locating the answer block. The reasoning is skipped with one `str.find` for its first '<'
-# (C speed, no backtracking on a text that fails), and one match reads the tail from there.
-_THINK_HEAD_RE = re.compile(rf"\s*{re.escape(THINK_OPEN)}")
-_CANONICAL_TAIL_RE = re.compile(
-    rf"{re.escape(THINK_CLOSE)}\s*{re.escape(ANSWER_OPEN)}"
-    rf"(?P<body>{_canonical_body(_NAME_CHARS[:-1] + '<]')}){re.escape(ANSWER_CLOSE)}\s*"
-)
 _FIELD = {"country": "country", "region": "region", "state": "region", "province": "region", "city": "city",
           "town": "city"}
 
@@ -333,25 +324,7 @@ def parse_answer(text: str) -> GeoAnswer | None:
 
     Rewards share one parse per completion per step through `open_r1.rewards.batch`.
     """
-    return parse_completion(text)[0]
-
-
-def parse_completion(text: str) -> tuple[GeoAnswer | None, tuple[int, int] | None]:
-    """`parse_answer(text)`, plus the span of the reasoning when the whole completion is in the prompted format
-    (one think block, then the canonical answer block), so the format check need not look at it again.
-
-    Such a completion is read by one whole-text match; anything else by the general scan.
-    """
     if not isinstance(text, str) or len(text) > MAX_COMPLETION_CHARS:
-        return None, None
-    head = _THINK_HEAD_RE.match(text)
-    if head is not None:
-        think_start = head.end()
-        think_end = text.find("<", think_start)
-        tail = _CANONICAL_TAIL_RE.fullmatch(text, think_end) if think_end >= 0 else None
-        if tail is not None and (
-            len(text) <= MAX_ANSWER_CHARS or tail.end("body") - tail.start("body") <= MAX_ANSWER_CHARS
-        ):
-            return _parse_canonical(tail), (think_start, think_end)
+        return None
     body = answer_text(text)
-    return (None if body is None or not body.strip() else _parse_body(body)), None
+    return None if body is None or not body.strip() else _parse_body(body)

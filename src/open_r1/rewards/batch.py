@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from open_r1.answer import GeoAnswer, parse_completion
+from open_r1.answer import GeoAnswer, parse_answer
 from open_r1.answer.episode import read_episode
 
 __all__ = ["Batch", "as_float", "batch_of", "completion_text", "log_once", "truth_coordinates"]
@@ -49,7 +49,6 @@ class Batch:
         self.texts = [completion_text(c) for c in self.items]
         self.logged: set[str] = set()
         self._answers: list[GeoAnswer | None] | None = None
-        self.think_spans: list[tuple[int, int] | None] = []  # from the parse: reasoning of well-formed texts
         self._coordinates: tuple[np.ndarray, np.ndarray] | None = None
         self._truth_source: tuple[Any, Any] | None = None  # the label lists the cached truth came from
         self._truth: tuple[np.ndarray, np.ndarray] | None = None
@@ -67,9 +66,7 @@ class Batch:
     @property
     def answers(self) -> list[GeoAnswer | None]:
         if self._answers is None:
-            parsed = [parse_completion(text) for text in self.texts]
-            self._answers = [answer for answer, _ in parsed]
-            self.think_spans = [span for _, span in parsed]
+            self._answers = [parse_answer(text) for text in self.texts]
         return self._answers
 
     @property

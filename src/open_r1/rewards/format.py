@@ -120,17 +120,16 @@ def _block(found: dict[str, list[int]], open_tag: str, close_tag: str) -> tuple[
     return None
 
 
-def format_parts(text: str, parsed: Any = _UNPARSED, think_span: tuple[int, int] | None = None) -> FormatParts:
+def format_parts(text: str, parsed: Any = _UNPARSED) -> FormatParts:
     """Check each part of the region-reasoning format (see FormatParts).
 
-    `parsed`: the completion's `answer.parse.parse_answer(text)` when the caller already has it. `think_span`: the span
-    of the reasoning that `answer.parse.parse_completion` returns for a completion it found well-formed.
+    `parsed`: the completion's `answer.parse.parse_answer(text)` when the caller already has it.
     """
     if not isinstance(text, str) or len(text) > MAX_COMPLETION_CHARS:
         return _NO_PARTS
-    whole = None if think_span is not None else _WELL_FORMED_RE.fullmatch(text)
-    if think_span is not None or whole is not None:  # the usual case, in at most one scan
-        think_span = think_span or whole.span(1)
+    whole = _WELL_FORMED_RE.fullmatch(text)
+    if whole is not None:  # the usual case, in one scan
+        think_span = whole.span(1)
         think = _NON_SPACE.search(text, think_span[0], think_span[1]) is not None
         answer = True
     else:

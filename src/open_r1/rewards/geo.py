@@ -124,7 +124,7 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, format_
     if parts is None:
         answers = batch.answers
         parts = batch.cache["format_parts"] = [
-            format_parts(text, answer, span) for text, answer, span in zip(batch.texts, answers, batch.think_spans)
+            format_parts(text, answer) for text, answer in zip(batch.texts, answers)
         ]
     has_lat_column = kwargs.get("lat") is not None
     _, _, labelled = _truth(batch, kwargs)

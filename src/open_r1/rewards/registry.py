@@ -11,7 +11,6 @@ as `rewards/<name>/errors` and the first traceback is printed. `errors="raise"` 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib.util
 import inspect
@@ -20,8 +19,7 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,22 +76,6 @@ def reward_options(func: RewardFunc) -> dict[str, Any]:
     """The settings a reward declares (its keyword-only parameters) and their defaults."""
     sig = inspect.signature(func)
     return {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold Python's cyclic garbage collector while a reward runs. Rewards make tens of thousands of small,
-    acyclic objects a step (parsed answers, matches); each few hundred would otherwise trigger a collection
-    that walks the trainer's whole heap (about a sixth of the geo suite's time on a 65,536-completion step).
-    Reference counting still frees everything; the deferred collection runs once afterwards."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class RewardFaultError(RuntimeError):
@@ -179,8 +161,7 @@ class BoundReward:
     def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list:
         n = len(completions)
         try:
-            with _collector_paused():
-                values = self.func(prompts, completions, **{**kwargs, **self.options})
+            values = self.func(prompts, completions, **{**kwargs, **self.options})
         except Exception as err:
             if self.errors == "raise":
                 raise RewardFaultError(f"reward {self.__name__!r} raised {type(err).__name__}: {err}") from err
