@@ -89,7 +89,7 @@ def make_ask(asker: Asker | None) -> Callable[..., tuple]:
         crops = [(image, text[:120]) for text, images in answer.turns for image in images]
         turns = "\n".join(f"{i}. {html.escape(text, quote=False)}" for i, (text, _) in enumerate(answer.turns, 1))
         if answer.tool_calls is not None:
-            turns = f"**Episode: {answer.tool_calls} tool call(s)**\n\n{turns}"
+            turns = f"**Episode: {answer.tool_calls} tool call(s)**\n\n{turns or '(no turn text)'}"
         message = f"Answered for {len(paths)} photo(s)."
         return (message, answer_markdown(answer), guesses_map(answer), answer.prediction["reasoning"] or "(none)",
                 crops, turns)
@@ -180,7 +180,8 @@ def build_page(asker: Asker | None = None, run_folder: str | None = None) -> gr.
             with gr.Row():
                 with gr.Column(scale=1):
                     metrics = gr.Markdown(elem_id="headline")
-                    country = gr.Dropdown(label="True country", choices=[ALL], value=ALL, elem_id="country")
+                    country = gr.Dropdown(label="True country", choices=[ALL], value=ALL, allow_custom_value=True,
+                                          elem_id="country")
                     min_km = gr.Number(label="Error above (km)", value=0, minimum=0, elem_id="min-km")
                     failures = gr.Checkbox(label="Parse failures only", elem_id="failures")
                 with gr.Column(scale=3):
