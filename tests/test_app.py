@@ -228,3 +228,17 @@ def test_api_bad_run_folders_and_ids_are_messages(api, tmp_path):
     message, *_ = client.predict(str(run), "nope", api_name="/show")
     assert message.startswith("**Error:** no record with id 'nope'")
     assert open_run(run) is open_run(run)  # read once, reused by the page's filters and clicks
+
+
+def test_the_command_line_needs_a_model_or_a_run(capsys):
+    from open_r1.app.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args([])
+    assert "give --model_name_or_path (ask a model), --run (browse an evaluation), or both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--model_name_or_path", "m", "--tools", "zoom", "--num_guesses", "3"])
+    assert "1 with --tools" in capsys.readouterr().err
+    assert parse_args(["--model_name_or_path", "m"]).num_guesses == 5
+    assert parse_args(["--model_name_or_path", "m", "--tools", "zoom", "lookup"]).num_guesses == 1
+    assert parse_args(["--run", "output/eval"]).model_name_or_path is None
