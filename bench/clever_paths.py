@@ -5,6 +5,8 @@
 
 Measures (on/off taking turns in one process, ABAB..., medians of wall and CPU seconds; ratio = off / on, > 1
 means the path saves):
+- `parse`: `parse_answer` over a batch of synthetic completions (bench/rewards.py), with the whole-answer match of
+  the prompted format or through the general scan alone;
 - `demo_step`: a GRPO step of the demo recipe (data_config/demo.yaml) on the tiny model, shared prefill on / off;
 - `prefill_real`: one process generating G completions for one 4-view prompt with the 3B-width, 2-layer model
   of the rehearsal (output/rehearsal/models/qwen2.5-vl-3b-2l2v, built by bench/rehearse.py), prefill shared or not;
@@ -19,22 +21,24 @@ docs/design.md ("Paths kept and removed").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import platform
 import random
+import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "clever_paths.jsonl"
 REAL_WIDTH = REPO / "output" / "rehearsal" / "models" / "qwen2.5-vl-3b-2l2v"
-MEASURES = ("latlon", "demo_step", "prefill_real")
+MEASURES = ("parse", "latlon", "demo_step", "prefill_real")
 
 
 # ----------------------------------------------------------------------------------------------- recording
@@ -102,6 +106,41 @@ def interleaved(repeats: int, run: Callable[[bool], tuple[float, float]]) -> tup
 
 
 # ----------------------------------------------------------------------------------------------- measures
+
+
+@contextlib.contextmanager
+def canonical_match(enabled: bool) -> Iterator[None]:
+    """Off: the parser's whole-answer match of the prompted format never matches, so every answer takes the
+    general scan (which reads that format too)."""
+    from open_r1.answer import parse
+
+    saved = parse._CANONICAL_RE
+    if not enabled:
+        parse._CANONICAL_RE = re.compile(r"(?!)")
+    try:
+        yield
+    finally:
+        parse._CANONICAL_RE = saved
+
+
+def measure_parse(repeats: int, n: int) -> None:
+    from open_r1.answer import parse_answer
+    from rewards import synthetic_batch
+
+    texts, _ = synthetic_batch(n, 8)
+
+    def run(on: bool) -> tuple[float, float]:
+        with canonical_match(on), Clock() as clock:
+            for text in texts:
+                parse_answer(text)
+        return clock.both
+
+    with canonical_match(False):  # both paths must read the same answers for the timing to mean anything
+        general = [parse_answer(t) for t in texts]
+    differ = sum(a != b for a, b in zip(general, map(parse_answer, texts)))
+    on, off = interleaved(repeats, run)
+    record("parse", "parser canonical match", f"parse_answer over {n:,} synthetic completions (bench/rewards.py: 70% "
+           "in the prompted format)", on, off, answers_differ=differ)
 
 
 def demo_trainer(max_steps: int, callbacks: list):
@@ -325,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new_tokens", type=int, default=16, help="tokens generated per completion (real width)")
     parser.add_argument("--photo", default="640x480", help="size of the 4 photos (real width); 1024x768 passes 4 GB")
     parser.add_argument("--tables", type=int, default=4, help="tables per region and size (latlon)")
+    parser.add_argument("--n", type=int, default=32768, help="completions per batch (parse)")
     args = parser.parse_args(argv)
+    if "parse" in args.only:
+        measure_parse(args.repeats, args.n)
     if "latlon" in args.only:
         measure_latlon(args.repeats, args.tables)
     if "demo_step" in args.only:
