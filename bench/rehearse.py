@@ -71,6 +71,7 @@ class Rehearsal:
     def env(self, **extra: str) -> dict[str, str]:
         return {
             "REPORT_TO": "none", "WANDB_MODE": "disabled", "NPROC_PER_NODE": "2",
+            "MALLOC_MMAP_THRESHOLD_": "131072",  # large frees back to the kernel (docs/rehearsal.md)
             "DS_CONFIG": str(REPO / "local_scripts/zero3_cpu.json"),
             "DATA_PATHS": str(self.path("data", "train.jsonl")), "IMAGE_FOLDERS": str(self.path("data", "images")),
             **extra,

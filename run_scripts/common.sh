@@ -51,9 +51,9 @@ resolve_run() {
     DS_CONFIG="${DS_CONFIG:-$REPO_HOME/local_scripts/zero3_cpu.json}"
     RUN_NAME="${RUN_NAME:-demo-$name}"
     EXTRA=(--use_cpu true --bf16 false)
-    # glibc keeps freed tensor memory in per-thread arenas and raises its mmap threshold as tensors are freed, so a
-    # rank's resident memory ratchets up step after step; a fixed threshold hands large frees back to the kernel
-    export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
+    # glibc keeps freed tensor memory in per-thread arenas, so a rank's resident memory ratchets up step after step.
+    # (A fixed MALLOC_MMAP_THRESHOLD_ hands large frees back too, but costs small models time: set it for big ones.)
+    export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
   else
     ON_GPU=1
     MODEL="${MODEL:-Qwen/Qwen2.5-VL-3B-Instruct}"
