@@ -191,6 +191,8 @@ def test_the_sft_checkpoint_is_where_grpo_starts(learned, tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()]
     assert any("rewards/format/mean" in record for record in logged)
     assert (tmp_path / "grpo" / "model.safetensors").is_file()
+    # the run's folder records the prompt it trained on (the demo recipe's bare question), for evaluation to reuse
+    assert json.loads((tmp_path / "grpo" / "geo_r_prompt.json").read_text()) == {"question_template": "{question}"}
 
 
 @pytest.mark.slow

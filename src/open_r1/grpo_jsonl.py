@@ -18,6 +18,7 @@ from open_r1.cli import parse, run_main
 from open_r1.configs import GRPOScriptArguments
 from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
+from open_r1.modeling.prompt_record import trained_question_template, write_prompt_record
 from open_r1.rewards import build_reward_funcs, load_reward_module
 from open_r1.schedules import parse_weight_schedules
 from open_r1.tools import build_toolset, load_tool_module
@@ -41,6 +42,9 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         n = len(script_args.reward_funcs) - 1
         training_args.reward_weights = [*(training_args.reward_weights or [1.0] * n), 0.0]
         logger.info("--tools without the tool_use reward: added at weight 0 for its logs (tools/...)")
+    # a warm start's recorded prompt, unless one is given: GRPO asks the model as SFT taught it
+    script_args.question_template = trained_question_template(script_args.question_template,
+                                                              model_args.model_name_or_path)
     reward_funcs = build_reward_funcs(script_args.reward_funcs, vars(script_args))
     resume = resume_point(training_args)
     if resume.finished:
@@ -64,6 +68,8 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         reward_weight_schedules=parse_weight_schedules(script_args.reward_weight_schedules),
         toolset=toolset,
     )
+    if training_args.process_index == 0:  # evaluation and predict ask the model as it was trained
+        write_prompt_record(training_args.output_dir, script_args.question_template)
     restore_weights_for_resume(trainer.model, resume.checkpoint, training_args)
     trainer.train(resume_from_checkpoint=resume.checkpoint)
     if preempted(trainer):

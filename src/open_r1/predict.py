@@ -28,6 +28,7 @@ from open_r1.evaluation.describe import as_text, describe
 from open_r1.evaluation.episodes import Episode, ToolEpisodeGenerator, episode_turns, save_episode
 from open_r1.evaluation.generation import Sampling, geo_messages, with_images
 from open_r1.evaluation.harness import build_generator, tools_from
+from open_r1.modeling.prompt_record import trained_question_template
 
 DEFAULT_EPISODE_DIR = Path(".cache/predict/episodes")
 
@@ -57,6 +58,7 @@ def episode_text(episode: Episode, saved: Path) -> str:
 
 def main(args: PredictArguments, model_args: ModelArguments, sampling_args: SamplingArguments) -> list[dict]:
     groups = [row.image_paths for row in read_rows(args)] if args.dataset_name else image_groups(args.images)
+    args.question_template = trained_question_template(args.question_template, model_args.model_name_or_path)
     sampling = Sampling(sampling_args.max_new_tokens, sampling_args.temperature or 0.0, sampling_args.top_p, 1,
                         sampling_args.seed)
     generator = build_generator(model_args, sampling, min_pixels=args.min_pixels, max_pixels=args.max_pixels,

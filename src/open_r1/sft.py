@@ -19,6 +19,7 @@ from open_r1.data.dataset import split_for_validation, with_images
 from open_r1.data.hub import read_rows
 from open_r1.modeling.checkpoints import restore_weights_for_resume
 from open_r1.modeling.loading import load_model_and_processor
+from open_r1.modeling.prompt_record import write_prompt_record
 from open_r1.tools import build_toolset, load_tool_module
 from open_r1.training.run import configure_logging, resume_checkpoint
 from open_r1.training.sft import build_sft_trainer, save_for_grpo, sft_dataset, tool_episodes
@@ -51,6 +52,8 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
         eval_dataset=decode(eval_dataset) if eval_dataset else None,
         peft_config=get_peft_config(model_args),
     )
+    if training_args.process_index == 0:  # GRPO, evaluation and predict ask the model as it was trained
+        write_prompt_record(training_args.output_dir, script_args.question_template)
     checkpoint = resume_checkpoint(training_args)
     restore_weights_for_resume(trainer.model, checkpoint, training_args)
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from open_r1.cli import run_main
 from open_r1.configs import ModelArguments
 from open_r1.evaluation.harness import tools_from
+from open_r1.modeling.prompt_record import trained_question_template
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -28,7 +29,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_new_tokens", type=int, default=1024, help="longest answer, reasoning included")
     parser.add_argument("--min_pixels", type=int, help="smallest image area given to the vision tower")
     parser.add_argument("--max_pixels", type=int, help="largest image area given to the vision tower")
-    parser.add_argument("--question_template", help="the user turn the model was trained with, if not geo-r's")
+    parser.add_argument("--question_template",
+                        help="the user turn to ask with (default: the one recorded in the model's folder, else geo-r's)")
     parser.add_argument("--run", help="an evaluation's output folder (predictions.jsonl, metrics.json) to open")
     parser.add_argument("--server_name", default="127.0.0.1", help="address to listen on (0.0.0.0: every one)")
     parser.add_argument("--server_port", type=int, help="port (default: the first free one from 7860)")
@@ -55,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                     dtype=args.dtype)
         asker = Asker(model_args, num_guesses=args.num_guesses, max_new_tokens=args.max_new_tokens,
                       temperature=args.temperature, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
-                      question_template=args.question_template, max_tool_rounds=args.max_tool_rounds,
+                      question_template=trained_question_template(args.question_template, args.model_name_or_path),
+                      max_tool_rounds=args.max_tool_rounds,
                       toolset=tools_from(args) if args.tools else None).load()
         if asker.error:
             logging.getLogger(__name__).error("%s", asker.error)

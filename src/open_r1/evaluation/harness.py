@@ -35,6 +35,7 @@ from open_r1.evaluation.metrics import compute_metrics
 from open_r1.evaluation.records import build_records
 from open_r1.evaluation.store import PredictionStore
 from open_r1.evaluation.submission import write_submission
+from open_r1.modeling.prompt_record import trained_question_template
 from open_r1.tools import ToolSet, build_toolset, load_tool_module
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def run_name(model: str) -> str:
 
 def evaluate(args: EvalArguments, model_args: ModelArguments, sampling_args: SamplingArguments) -> dict[str, Any]:
     """Run (or resume) an evaluation and write its files; return the metrics."""
+    args.question_template = trained_question_template(args.question_template, model_args.model_name_or_path)
     sampling = sampling_from(sampling_args, args.num_guesses)
     rows = evaluation_rows(args, sampling.seed)
     output_dir = Path(args.output_dir)
