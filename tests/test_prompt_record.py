@@ -20,6 +20,8 @@ def test_the_recorded_template_is_found_beside_a_model_or_its_checkpoint_and_a_g
     assert trained_question_template(None, str(run / "checkpoint-20")) == "{question}"
     assert trained_question_template("Where? {question}", str(run)) == "Where? {question}"
     assert trained_question_template(None, "Qwen/Qwen2.5-VL-3B-Instruct") is None  # a hub id: no record
+    (run / "sft").mkdir()
+    assert trained_question_template(None, str(run / "sft")) is None  # another run in the folder: not its record
     write_prompt_record(run, None)  # trained with geo-r's default template
     assert json.loads((run / PROMPT_FILE).read_text()) == {"question_template": None}
     assert trained_question_template(None, str(run)) is None

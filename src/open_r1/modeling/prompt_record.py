@@ -32,7 +32,10 @@ def trained_question_template(given: str | None, model_path: str | None) -> str 
     if given is not None or not model_path:
         return given
     folder = Path(model_path)
-    for candidate in (folder / PROMPT_FILE, folder.parent / PROMPT_FILE):
+    candidates = [folder / PROMPT_FILE]
+    if folder.name.startswith("checkpoint-"):  # only a checkpoint reads its run's record, not any parent folder's
+        candidates.append(folder.parent / PROMPT_FILE)
+    for candidate in candidates:
         if candidate.is_file():
             template = json.loads(candidate.read_text(encoding="utf-8")).get("question_template")
             logger.info("asking with the template the model was trained with (%s): %r", candidate, template)
